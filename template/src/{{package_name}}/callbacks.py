@@ -1,0 +1,65 @@
+"""Project callbacks; Lightning's own (checkpointing, early stopping, LR monitor) are configured in YAML."""
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from lightning.pytorch.utilities import grad_norm, rank_zero_info
+
+
+class GradNormLogger(Callback):
+    """Log the total gradient norm, and per-layer norms when asked, every `every_n_steps` optimizer steps.
+
+    The norms are computed in `on_before_optimizer_step`, after gradient accumulation and unscaling, and only on the
+    logged steps: computing them on every step costs a pass over all parameters.
+    """
+
+    def __init__(self, every_n_steps: int = 50, norm_type: float = 2.0, per_layer: bool = False) -> None:
+        self.every_n_steps = every_n_steps
+        self.norm_type = norm_type
+        self.per_layer = per_layer
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
+        if trainer.global_step % self.every_n_steps:
+            return
+        norms = grad_norm(pl_module, norm_type=self.norm_type)
+        total_key = f"grad_{float(self.norm_type)}_norm_total"
+        if total_key not in norms:
+            return
+        if not self.per_layer:
+            norms = {total_key: norms[total_key]}
+        pl_module.log_dict({f"grad/{key}": value for key, value in norms.items()}, on_step=True, on_epoch=False)
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Write `predict` outputs to a CSV file, one row per sample, and print where it went.
+
+    Args:
+        output_file: The CSV path; relative paths are taken from the working directory.
+    """
+
+    def __init__(self, output_file: str = "predictions.csv") -> None:
+        super().__init__(write_interval="epoch")
+        self.output_file = Path(output_file)
+
+    def write_on_epoch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        predictions: Sequence[Any],
+        batch_indices: Sequence[Any],
+    ) -> None:
+        rows = {key: torch.cat([batch[key] for batch in predictions]).tolist() for key in predictions[0]}
+        path = self.output_file
+        if trainer.world_size > 1:
+            path = path.with_name(f"{path.stem}-rank{trainer.global_rank}{path.suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(rows)
+            writer.writerows(zip(*rows.values(), strict=True))
+        rank_zero_info(f"Wrote {len(next(iter(rows.values())))} predictions to {path.resolve()}")

@@ -1,0 +1,85 @@
+"""The LightningModule: what to compute, not where or how often (that is the Trainer's job)."""
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torch.optim import AdamW
+from torch.optim.lr_scheduler import CosineAnnealingLR
+from torchmetrics.classification import MulticlassAccuracy
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Classifier(L.LightningModule):
+    """A multilayer perceptron classifier; replace `self.net` with your own architecture.
+
+    Every `__init__` argument is a hyperparameter: LightningCLI exposes it as `--model.<name>`, it is saved in each
+    checkpoint, and the tuner can change `lr`.
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 64,
+        hidden_dim: int = 128,
+        num_classes: int = 10,
+        dropout: float = 0.1,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-2,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.lr = lr
+        self.net = nn.Sequential(
+            nn.Linear(input_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_dim, hidden_dim),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_dim, num_classes),
+        )
+        self.criterion = nn.CrossEntropyLoss()
+        # One metric object per stage: each keeps its own running state and syncs across processes itself.
+        self.train_acc = MulticlassAccuracy(num_classes)
+        self.val_acc = MulticlassAccuracy(num_classes)
+        self.test_acc = MulticlassAccuracy(num_classes)
+        self.example_input_array = torch.zeros(1, input_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.criterion(logits, y)
+        self.train_acc(logits, y)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.val_acc(logits, y)
+        self.log("val/loss", self.criterion(logits, y), prog_bar=True, sync_dist=True)
+        self.log("val/acc", self.val_acc, prog_bar=True)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.test_acc(logits, y)
+        self.log("test/loss", self.criterion(logits, y), sync_dist=True)
+        self.log("test/acc", self.test_acc)
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        x, y = batch
+        probabilities = self(x).softmax(dim=-1)
+        return {"prediction": probabilities.argmax(dim=-1), "confidence": probabilities.amax(dim=-1), "target": y}
+
+    def configure_optimizers(self) -> Any:
+        optimizer = AdamW(self.parameters(), lr=self.lr, weight_decay=self.hparams["weight_decay"])
+        # Cosine decay over the whole run, stepped per batch so it also fits runs shorter than an epoch.
+        scheduler = CosineAnnealingLR(optimizer, T_max=max(1, int(self.trainer.estimated_stepping_batches)))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
