@@ -1,0 +1,52 @@
+"""Rendered projects install and pass their own test suites (fast_dev_run, checkpoints, the CLI)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from answer_sets import ANSWER_SETS
+from conftest import Render
+
+pytestmark = pytest.mark.generated
+
+
+def install_editable(project: Path) -> None:
+    """Install into this environment, which already has torch and Lightning: seconds instead of minutes."""
+    command = ["uv", "pip", "install", "--python", sys.executable, "--no-deps", "--no-build-isolation", "-e", "."]
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def run_suite(project: Path, *pytest_args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
+    return subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("name", ANSWER_SETS)
+def test_rendered_project_passes_its_own_tests(render: Render, name: str) -> None:
+    project = render(ANSWER_SETS[name])
+    install_editable(project)
+    result = run_suite(project)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert " passed" in result.stdout
+    assert " failed" not in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("uv") is None, reason="the nox session test builds its venv with uv")
+def test_nox_tests_session_passes_inside_a_fresh_project(render: Render) -> None:
+    """What a user runs after copying: `nox -s tests` builds its own venv, installs the project and tests it."""
+    project = render({})
+    environment = {**os.environ, "UV_FIND_LINKS": os.environ.get("UV_FIND_LINKS", "")}
+    result = subprocess.run(
+        [sys.executable, "-m", "nox", "-s", "tests", "--", "-q", "-m", "not slow"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "Session tests was successful" in result.stderr
