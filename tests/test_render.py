@@ -13,7 +13,9 @@ JINJA_MARKERS = ("{{", "{%", "{#")
 
 
 def project_files(project: Path) -> set[str]:
-    return {str(path.relative_to(project)) for path in project.rglob("*") if path.is_file() and ".git" not in path.parts}
+    return {
+        str(path.relative_to(project)) for path in project.rglob("*") if path.is_file() and ".git" not in path.parts
+    }
 
 
 def answers_of(project: Path) -> dict:
