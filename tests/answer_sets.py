@@ -32,6 +32,7 @@ COMMON_FILES = {
     "tests/test_datamodule.py",
     "tests/test_model.py",
     "tests/test_training.py",
+    "tests/test_tune.py",
 }
 PACKAGE_FILES = {
     "__init__.py",
@@ -45,7 +46,18 @@ PACKAGE_FILES = {
 }
 
 
+HANDOFF_AGENTS = ("pytorch-agent", "ml-trainer", "data-prep", "test-agent")
+
+
+def agent_files(answers: dict[str, Any]) -> set[str]:
+    """The agent instruction files: always the Lightning agent, then the chosen extra files and the hand-off agents."""
+    files = {".github/agents/pytorch-lightning.agent.md", *answers["agent_files"]}
+    if answers["agent_handoffs"]:
+        files |= {f".github/agents/{target}.agent.md" for target in HANDOFF_AGENTS}
+    return files
+
+
 def expected_files(answers: dict[str, Any]) -> set[str]:
     """The files a project rendered with `answers` (as recorded in its answers file) must hold, and no others."""
     package = answers["package_name"]
-    return COMMON_FILES | {f"src/{package}/{name}" for name in PACKAGE_FILES}
+    return COMMON_FILES | {f"src/{package}/{name}" for name in PACKAGE_FILES} | agent_files(answers)
