@@ -31,9 +31,9 @@ AGENT_ANSWER_SETS: dict[str, dict[str, Any]] = {
         "launcher": "slurm",
         "agent_files": ["CLAUDE.md"],
     },
-    "long_name_csv_no_extra_files": {**ANSWER_SETS["long_punctuated_name"], "logger": "csv", "agent_files": []},
+    "long_name_mlflow_no_extra_files": {**ANSWER_SETS["long_punctuated_name"], "logger": "mlflow", "agent_files": []},
     "wandb": {"logger": "wandb", "accelerator": "cpu", "devices": "auto"},
-    "mlflow": {"logger": "mlflow", "accelerator": "gpu", "strategy": "fsdp", "devices": "2"},
+    "csv_fsdp": {"logger": "csv", "accelerator": "gpu", "strategy": "fsdp", "devices": "2"},
 }
 MAIN_AGENT = ".github/agents/pytorch-lightning.agent.md"
 PLACEHOLDER_LABELS = (
@@ -260,6 +260,17 @@ def test_python_examples_parse_and_import_what_the_project_defines(rendered: dic
                 assert module.is_file(), f"{node.module} is not a module of the project"
                 missing = {alias.name for alias in node.names} - top_level_names(module)
                 assert not missing, f"{node.module} defines no {missing}"
+
+
+@pytest.mark.parametrize("name", AGENT_ANSWER_SETS)
+def test_python_examples_are_formatted_as_ruff_formats_them(rendered: dict[str, Path], name: str) -> None:
+    """ruff formats Python blocks in Markdown too: the project's `ruff format --check` must pass for every name."""
+    project = rendered[name]
+    files = [str(path) for path in [*(project / ".github/agents").iterdir(), *project.glob("*.md")]]
+    result = subprocess.run(
+        ["ruff", "format", "--check", "--no-cache", *files], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("name", AGENT_ANSWER_SETS)
