@@ -73,6 +73,8 @@ def test_a_cpu_session_skips_disabled_choices_and_shows_why(session: CopierSessi
     session.move_down("precision", 1, "Lightning silently swaps it for bf16-mixed")  # 32-true -> over 16-mixed
     session.accept("launcher")
     session.accept("logger")
+    session.accept("agent_files")
+    session.accept("agent_handoffs")
     assert session.finish() == 0
     answers, config = answers_and_config(tmp_path / "answered")
     assert answers["package_name"] == "keyboard_demo"
@@ -81,3 +83,4 @@ def test_a_cpu_session_skips_disabled_choices_and_shows_why(session: CopierSessi
     assert answers["precision"] == "bf16-mixed"
     assert config["trainer"]["strategy"] == "ddp"  # what Lightning runs for strategy auto on 2 devices
     assert config["trainer"]["precision"] == "bf16-mixed"
+    assert (answers["agent_files"], answers["agent_handoffs"]) == (["AGENTS.md", "CLAUDE.md"], True)
