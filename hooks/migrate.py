@@ -8,6 +8,8 @@ ancestor, so the user's edits and the template's changes both arrive and clashes
 Running it again, or in a project that never had OLD, changes nothing.
 """
 
+from __future__ import annotations  # runs on the Python that runs copier, which may be 3.9
+
 import argparse
 import os
 import subprocess
@@ -51,9 +53,10 @@ def render_old_template(answers_file: str, from_ref: str, destination: Path) -> 
 def merge(ours: bytes, base: bytes, theirs: bytes, labels: tuple[str, str, str]) -> tuple[bytes, int]:
     """`git merge-file`: the merged text and the number of conflicts."""
     with tempfile.TemporaryDirectory() as folder:
-        paths = [Path(folder, name) for name in ("ours", "base", "theirs")]
-        for path, text in zip(paths, (ours, base, theirs), strict=True):
-            path.write_bytes(text)
+        texts = {"ours": ours, "base": base, "theirs": theirs}
+        paths = [Path(folder, name) for name in texts]
+        for path in paths:
+            path.write_bytes(texts[path.name])
         command = ["git", "merge-file", "--stdout"]
         for label in labels:
             command += ["-L", label]

@@ -6,6 +6,8 @@ this, the project can be updated at once. Every step prints what it did, and is 
 it again changes nothing. A failure here never undoes the copy: it is printed with the command to run by hand.
 """
 
+from __future__ import annotations  # runs on the Python that runs copier, which may be 3.9
+
 import argparse
 import shutil
 import subprocess
