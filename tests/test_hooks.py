@@ -76,3 +76,36 @@ def test_without_pre_commit_the_copy_says_how_to_install_the_hooks(
     assert "pre-commit not found" in printed
     assert "pre-commit install" in printed
     assert not (project / ".git/hooks/pre-commit").exists()
+
+
+def run_migration(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(REPO / "hooks/migrate.py"), *args, "--from-ref=v0.1.0"]
+    return subprocess.run(command, cwd=project, capture_output=True, text=True, check=True)
+
+
+@pytest.fixture
+def committed_project(tmp_path: Path) -> Path:
+    project = tmp_path / "committed"
+    (project / "configs").mkdir(parents=True)
+    (project / "configs/mine.yaml").write_text("model:\n  hidden_dim: 512\n")
+    git(project, "init", "--quiet")
+    git(project, "add", "--all")
+    git(project, "-c", "user.name=T", "-c", "user.email=t@example.org", "commit", "--quiet", "-m", "mine")
+    return project
+
+
+def test_a_migration_of_a_file_the_project_never_had_changes_nothing(committed_project: Path) -> None:
+    result = run_migration(committed_project, "configs/overfit.yaml", "configs/presets/overfit.yaml")
+    assert "configs/overfit.yaml is not in the project: nothing to move" in result.stderr
+    assert git(committed_project, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_a_migration_leaves_a_target_the_project_already_had_alone(committed_project: Path) -> None:
+    """Run again after the moved file was committed (or where the user made that path): both files stay as they are."""
+    (committed_project / "configs/presets").mkdir()
+    (committed_project / "configs/presets/mine.yaml").write_text("model:\n  hidden_dim: 64\n")
+    git(committed_project, "add", "--all")
+    git(committed_project, "-c", "user.name=T", "-c", "user.email=t@example.org", "commit", "--quiet", "-m", "moved")
+    result = run_migration(committed_project, "configs/mine.yaml", "configs/presets/mine.yaml")
+    assert "was already in the project before this update" in result.stderr
+    assert git(committed_project, "status", "--porcelain", "--untracked-files=all") == ""
