@@ -18,7 +18,9 @@ DERIVED_PACKAGE_NAMES = {
 
 COMMON_FILES = {
     ".copier-answers.yml",
+    ".github/dependabot.yml",
     ".gitignore",
+    ".pre-commit-config.yaml",
     "README.md",
     "noxfile.py",
     "pyproject.toml",
