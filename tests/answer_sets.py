@@ -33,6 +33,7 @@ COMMON_FILES = {
     "tests/conftest.py",
     "tests/test_datamodule.py",
     "tests/test_model.py",
+    "tests/test_runs.py",
     "tests/test_training.py",
 }
 PACKAGE_FILES = {
