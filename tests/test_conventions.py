@@ -103,15 +103,19 @@ def test_mypy_strict_passes_on_a_rendered_project(render: Render, tmp_path: Path
     assert "Success: no issues found" in result.stdout
 
 
-def test_noxfile_falls_back_to_virtualenv_without_uv(render: Render) -> None:
-    """`uv|virtualenv`: with no uv (the UV variable names a missing binary), nox builds the session venv itself.
-
-    Package indexes are cut off, so the session stops at its first install, right after the venv is created.
-    """
+@pytest.mark.parametrize(
+    ("backend", "uv"),
+    [("uv", {}), ("virtualenv", {"UV": "uv-is-not-installed"})],  # UV names the binary nox looks for
+    ids=["uv-installed", "uv-absent"],
+)
+def test_noxfile_uses_uv_when_installed_and_virtualenv_otherwise(
+    render: Render, backend: str, uv: dict[str, str]
+) -> None:
+    """`uv|virtualenv`. Package indexes and caches are cut off: the session stops at its first install, after the venv."""
     project = render({})
-    offline = {"UV": "uv-is-not-installed", "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"}
+    offline = {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "UV_OFFLINE": "1", "UV_NO_CACHE": "1", **uv}
     result = run([sys.executable, "-m", "nox", "-s", "tests"], project, env=offline)
-    assert "Creating virtual environment (virtualenv)" in result.stderr, result.stderr[-3000:]
+    assert f"Creating virtual environment ({backend})" in result.stderr, result.stderr[-3000:]
     assert (project / ".nox" / "tests" / "bin" / "python").exists()
 
 
