@@ -343,5 +343,6 @@ def test_without_a_logger_checkpoints_go_where_the_file_says(template_dir: Path,
     install_editable(project)
     documented = commands(project)
     run_documented(project, documented["Train Model"], *SMALL_LIMITS["Train Model"])
-    assert checkpoint_dirs(project) == [project / "logs/checkpoints"]
+    package = answers_of(project)["package_name"]
+    assert checkpoint_dirs(project) == [project / f"logs/{package}/version_0/checkpoints"]
     run_documented(project, documented["Test Model"], *SMALL_LIMITS["Test Model"])
