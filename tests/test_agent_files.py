@@ -263,14 +263,23 @@ def test_python_examples_parse_and_import_what_the_project_defines(rendered: dic
 
 
 @pytest.mark.parametrize("name", AGENT_ANSWER_SETS)
-def test_python_examples_are_formatted_as_ruff_formats_them(rendered: dict[str, Path], name: str) -> None:
-    """ruff formats Python blocks in Markdown too: the project's `ruff format --check` must pass for every name."""
+def test_markdown_is_formatted_as_ruff_and_mdformat_format_it(rendered: dict[str, Path], name: str) -> None:
+    """The project's hooks: ruff formats the Python blocks, mdformat the Markdown, and files end in one newline."""
     project = rendered[name]
     files = [str(path) for path in [*(project / ".github/agents").iterdir(), *project.glob("*.md")]]
     result = subprocess.run(
         ["ruff", "format", "--check", "--no-cache", *files], cwd=project, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    plain_markdown = [str(path) for path in project.glob("*.md")]  # .github/agents/ is excluded: YAML frontmatter
+    result = subprocess.run(
+        ["mdformat", "--check", *plain_markdown], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for path in files:
+        text = Path(path).read_text()
+        assert text.endswith("\n"), f"{path} must end with a newline"
+        assert not text.endswith("\n\n"), f"{path} must end with one newline, not a blank line"
 
 
 @pytest.mark.parametrize("name", AGENT_ANSWER_SETS)
