@@ -39,6 +39,7 @@ PACKAGE_FILES = {
     "callbacks.py",
     "cli.py",
     "datamodule.py",
+    "fault_tolerance.py",
     "model.py",
     "py.typed",
     "tune.py",
