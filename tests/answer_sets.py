@@ -30,6 +30,7 @@ COMMON_FILES = {
     "configs/reproducible.yaml",
     "tests/conftest.py",
     "tests/test_datamodule.py",
+    "tests/test_fault_tolerance.py",
     "tests/test_model.py",
     "tests/test_training.py",
 }

@@ -26,7 +26,7 @@ from hatchling.metadata.spec import construct_metadata_file_2_2
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-MAX_EXAMPLES = 120
+MAX_EXAMPLES = 100
 FREE_TEXT = ("project_name", "description", "author_name")
 # Characters with a meaning somewhere in the generated files: TOML, YAML, Jinja, shell, Python, Markdown, e-mail.
 SYNTAX = list("\"'\\`$(){}[]<>|&;:#*!%@,=.?~^/+-_ ") + ['"""', "'''", "{{", "}}", "{%", "%}", "${", "$(", "\\n", "\\u"]
