@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 MAX_EXAMPLES = 100
 FREE_TEXT = ("project_name", "description", "author_name")
 # Characters with a meaning somewhere in the generated files: TOML, YAML, Jinja, shell, Python, Markdown, e-mail.
-SYNTAX = list("\"'\\`$(){}[]<>|&;:#*!%@,=.?~^/+-_ ") + ['"""', "'''", "{{", "}}", "{%", "%}", "${", "$(", "\\n", "\\u"]
+SYNTAX = [*list("\"'\\`$(){}[]<>|&;:#*!%@,=.?~^/+-_ "), '"""', "'''", "{{", "}}", "{%", "%}", "${", "$(", "\\n", "\\u"]
 BREAKS = ["\n", "\r\n", "\r", "\t", "\x00", "\x1b", "\x7f", "\x85", "\u2028", "\u2029"]
 UNICODE = ["é", "Zoë", "ß", "日本語", "Ωμέγα", "עברית", "🚀", "\u200b", "\ufeff", "ﬁ", "Ǆ"]
 MODULE_NAMES = ["torch", "lightning", "pytorch_lightning", "torchmetrics", "os", "sys", "json", "typing", "site", "src"]
@@ -188,11 +188,11 @@ def test_hostile_text_is_kept_literal_and_the_package_imports(render: Render, tm
 @pytest.mark.parametrize(
     ("answers", "message"),
     [
-        ({"project_name": "Two\nLines"}, "project_name \"Two\\\\nLines\" holds a line break"),
+        ({"project_name": "Two\nLines"}, 'project_name "Two\\\\nLines" holds a line break'),
         ({"project_name": "Tab\there"}, "holds a line break or control character"),
         ({"description": "one\u2028two"}, "description .* holds a line break"),
         ({"description": "bell\x07"}, "Type it on one line"),
-        ({"author_name": "Doe, John"}, "author_name \"Doe, John\" holds one of"),
+        ({"author_name": "Doe, John"}, 'author_name "Doe, John" holds one of'),
         ({"author_name": "Ada\r\nLovelace"}, "author_name .* holds a line break"),
         ({"author_email": "ada@example.org\n"}, "is not an e-mail address"),
         ({"author_email": "a\\b@example.org"}, "is not an e-mail address"),
