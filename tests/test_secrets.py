@@ -24,7 +24,7 @@ def test_no_secret_is_written_and_loggers_read_credentials_from_the_environment(
     for name, value in FAKE_SECRETS.items():
         monkeypatch.setenv(name, value)
     project = render({"logger": logger})
-    for path in (path for path in project.rglob("*") if path.is_file()):
+    for path in (path for path in project.rglob("*") if path.is_file() and ".git" not in path.parts):
         text = path.read_text(encoding="utf-8")
         leaked = [name for name, value in FAKE_SECRETS.items() if value in text]
         assert not leaked, f"{path.relative_to(project)} holds the value of {leaked}"
