@@ -6,6 +6,7 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "cpu_ddp_2": {"accelerator": "cpu", "devices": "2", "strategy": "ddp"},
     "csv_logger": {"logger": "csv"},
+    "optuna_sweep": {"hpo": "optuna"},
     "long_punctuated_name": {
         "project_name": "Ça c'est « Très » Long: a Lightning project for «digits», v2 (beta) & more, by Zoë!!"
     },
@@ -32,6 +33,7 @@ COMMON_FILES = {
     "configs/reproducible.yaml",
     "tests/conftest.py",
     "tests/test_datamodule.py",
+    "tests/test_fault_tolerance.py",
     "tests/test_model.py",
     "tests/test_runs.py",
     "tests/test_training.py",
@@ -43,6 +45,7 @@ PACKAGE_FILES = {
     "callbacks.py",
     "cli.py",
     "datamodule.py",
+    "fault_tolerance.py",
     "model.py",
     "py.typed",
     "tune.py",
@@ -63,4 +66,14 @@ def agent_files(answers: dict[str, Any]) -> set[str]:
 def expected_files(answers: dict[str, Any]) -> set[str]:
     """The files a project rendered with `answers` (as recorded in its answers file) must hold, and no others."""
     package = answers["package_name"]
-    return COMMON_FILES | {f"src/{package}/{name}" for name in PACKAGE_FILES} | agent_files(answers)
+    files = COMMON_FILES | {f"src/{package}/{name}" for name in PACKAGE_FILES} | agent_files(answers)
+    if answers.get("hpo") == "optuna":
+        files |= {
+            "configs/sweep.yaml",
+            "tests/test_sweep.py",
+            f"src/{package}/sweep.py",
+            f"src/{package}/search_space.py",
+        }
+        if answers.get("launcher") == "slurm":
+            files.add("sweep.sbatch")
+    return files
