@@ -64,8 +64,9 @@ def install_pre_commit(project: Path) -> None:
     if pre_commit is None:
         say("pre-commit not found: skipped. After `pip install -e . --group dev`, run `pre-commit install`.")
         return
-    if git(project, "rev-parse", "--git-dir").returncode != 0:
-        say("not a git repository: skipped `pre-commit install`.")
+    top_level = git(project, "rev-parse", "--show-toplevel")
+    if top_level.returncode != 0 or Path(top_level.stdout.strip()).resolve() != project.resolve():
+        say("not the top of its own git repository: skipped `pre-commit install` (it would hook the outer one).")
         return
     result = subprocess.run([pre_commit, "install"], cwd=project, capture_output=True, text=True, check=False)
     if result.returncode != 0:

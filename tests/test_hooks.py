@@ -47,11 +47,16 @@ def test_the_post_copy_task_is_idempotent(render: Render, capfd: pytest.CaptureF
     assert git(project, "status", "--porcelain") == ""
 
 
-def test_a_copy_inside_an_existing_repository_leaves_that_repository_alone(render: Render, tmp_path: Path) -> None:
+def test_a_copy_inside_an_existing_repository_leaves_that_repository_alone(
+    render: Render, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "pre-commit.log"
+    set_environment(monkeypatch, PATH=f"{fake_pre_commit(tmp_path / 'bin', log)}{os.pathsep}{os.environ['PATH']}")
     git(tmp_path, "init", "--quiet")
     project = render(AUTHOR)
     assert not (project / ".git").exists()
     assert git(tmp_path, "rev-list", "--all") == "", "no commit is made in the user's repository"
+    assert not log.exists(), "pre-commit must not hook the user's outer repository"
 
 
 def test_pre_commit_hooks_are_installed_when_pre_commit_is_available(
