@@ -41,7 +41,8 @@ class Classifier(L.LightningModule):
             nn.Linear(hidden_dim, num_classes),
         )
         self.criterion = nn.CrossEntropyLoss()
-        # One metric object per stage: each keeps its own running state and syncs across processes itself.
+        # One metric object per stage: each keeps its own running state and syncs across processes itself;
+        # `update()` per batch and logging the object at epoch end computes and resets it once per epoch.
         self.train_acc = MulticlassAccuracy(num_classes)
         self.val_acc = MulticlassAccuracy(num_classes)
         self.test_acc = MulticlassAccuracy(num_classes)
@@ -54,23 +55,30 @@ class Classifier(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
-        self.train_acc(logits, y)
+        self.train_acc.update(logits, y)
         self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        # Accuracy is updated every step but logged once per epoch: each `self.log` call has a cost of its own.
+        self.log("train/acc", self.train_acc)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         x, y = batch
         logits = self(x)
-        self.val_acc(logits, y)
+        self.val_acc.update(logits, y)
         self.log("val/loss", self.criterion(logits, y), prog_bar=True, sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
         self.log("val/acc", self.val_acc, prog_bar=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         x, y = batch
         logits = self(x)
-        self.test_acc(logits, y)
+        self.test_acc.update(logits, y)
         self.log("test/loss", self.criterion(logits, y), sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
         self.log("test/acc", self.test_acc)
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
