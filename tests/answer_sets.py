@@ -19,6 +19,7 @@ DERIVED_PACKAGE_NAMES = {
 COMMON_FILES = {
     ".copier-answers.yml",
     ".gitignore",
+    ".pre-commit-config.yaml",
     "README.md",
     "noxfile.py",
     "pyproject.toml",
