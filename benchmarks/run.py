@@ -76,7 +76,22 @@ def json_run(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, fl
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def training(project: Path, work: Path, epochs: tuple[int, int], repeats: int, env: dict[str, str]) -> dict:
+HARDWARE = {
+    "cpu": ["--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.strategy=auto", "--trainer.num_nodes=1"],
+    "cuda": ["--trainer.accelerator=gpu", "--trainer.devices=1", "--trainer.strategy=auto", "--trainer.num_nodes=1"],
+}
+
+
+def training(
+    project: Path,
+    work: Path,
+    epochs: tuple[int, int],
+    *,
+    repeats: int,
+    env: dict[str, str],
+    device: str,
+    precision: str,
+) -> dict:
     """Per-epoch seconds (wall and CPU) of the generated CLI, of the plain loop, and the difference, per repeat."""
     data_dir = work / "data"
     src = project / "src"
@@ -84,7 +99,8 @@ def training(project: Path, work: Path, epochs: tuple[int, int], repeats: int, e
 
     def lightning(n: int) -> dict[str, float]:
         run_dir = Path(tempfile.mkdtemp(dir=work))  # a fresh logs/ folder, as in a new run
-        args = ["fit", f"--trainer.max_epochs={n}", f"--data.data_dir={data_dir}"]
+        args = ["fit", f"--trainer.max_epochs={n}", f"--data.data_dir={data_dir}", *HARDWARE[device]]
+        args.append(f"--trainer.precision={precision}")
         result = json_run(
             [sys.executable, str(HERE / "cli_fit.py"), "--package", PACKAGE, "--src", str(src), "--", *args],
             run_dir,
@@ -97,7 +113,8 @@ def training(project: Path, work: Path, epochs: tuple[int, int], repeats: int, e
 
     def plain(n: int) -> dict[str, float]:
         command = [sys.executable, str(HERE / "plain_loop.py"), "--package", PACKAGE, "--src", str(src)]
-        return json_run([*command, "--data-dir", str(data_dir), "--epochs", str(n)], work, env)
+        options = ["--data-dir", str(data_dir), "--epochs", str(n), "--device", device, "--precision", precision]
+        return json_run([*command, *options], work, env)
 
     plain(1)  # writes the dataset and warms the file cache
     lightning(1)
@@ -161,6 +178,8 @@ def main() -> None:
     parser.add_argument("--green-repeats", type=int, default=2, help="repeats of time to green (default 2)")
     parser.add_argument("--epochs", type=int, nargs=2, default=(2, 12), metavar=("N", "N_PLUS_K"))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads on both sides (default 1)")
+    parser.add_argument("--device", choices=tuple(HARDWARE), default="cpu", help="where both sides train")
+    parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true")
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args()
     if not 0 < args.epochs[0] < args.epochs[1]:
@@ -173,7 +192,15 @@ def main() -> None:
         generation = Spread.of([generate(template, work / f"generated-{index}") for index in range(args.repeats)])
         green, project = time_to_green(template, work, args.green_repeats)
         starts = startup(project, args.repeats, env)
-        epochs = training(project, work, tuple(args.epochs), args.repeats, env)
+        epochs = training(
+            project,
+            work,
+            tuple(args.epochs),
+            repeats=args.repeats,
+            env=env,
+            device=args.device,
+            precision=args.precision,
+        )
 
     rows = [
         training_row(epochs["seconds", "generated"], epochs["seconds", "plain"], epochs["seconds", "overhead"]),
@@ -186,13 +213,19 @@ def main() -> None:
         plain_row("time to green (generate, install with warm cache, generated tests)", green),
     ]
     versions = {name: version(name) for name in ("torch", "lightning", "copier")}
+    hardware = "CPU"
+    if args.device == "cuda":
+        import torch  # noqa: PLC0415  (only here: the CPU benchmark never needs it in this process)
+
+        hardware = torch.cuda.get_device_name()
     short, long = args.epochs
     section = "\n".join(
         [
             markdown_table(rows),
             "",
             f"Machine: {machine_description(versions)}; torch threads: {args.threads}.",
-            f"Training: epochs {short} and {long} of the default config on CPU, per epoch = difference / {long - short}.",
+            f"Training: epochs {short} and {long} of the default config on {hardware} at {args.precision}.",
+            f"Per epoch = (time of {long} epochs - time of {short} epochs) / {long - short}.",
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `nox -s bench`.",
         ]
     )
