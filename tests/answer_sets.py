@@ -18,6 +18,7 @@ DERIVED_PACKAGE_NAMES = {
 
 COMMON_FILES = {
     ".copier-answers.yml",
+    ".github/dependabot.yml",
     ".gitignore",
     ".pre-commit-config.yaml",
     "README.md",
@@ -32,6 +33,7 @@ COMMON_FILES = {
     "tests/conftest.py",
     "tests/test_datamodule.py",
     "tests/test_model.py",
+    "tests/test_runs.py",
     "tests/test_training.py",
 }
 PACKAGE_FILES = {
