@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def training(
 
 
 def install(project: Path, venv: Path) -> None:
-    """A new venv with the project and its test extra, torch pinned first (CPU build from UV_FIND_LINKS when set).
+    """A new venv with the project and its `test` group, torch pinned first (CPU build from UV_FIND_LINKS when set).
 
     Bytecode is compiled at install time, as pip does by default: otherwise every later import compiles from source
     again wherever PYTHONDONTWRITEBYTECODE is set, and start-up would be measured on a cold path no user sees.
@@ -144,20 +145,9 @@ def install(project: Path, venv: Path) -> None:
     python = str(venv / "bin" / "python")
     timed(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)])
     timed(["uv", "pip", "install", "--quiet", "--compile-bytecode", "--python", python, TORCH, *index_args])
-    timed(
-        [
-            "uv",
-            "pip",
-            "install",
-            "--quiet",
-            "--compile-bytecode",
-            "--python",
-            python,
-            "-e",
-            f"{project}[test]",
-            *index_args,
-        ]
-    )
+    test_group = tomllib.loads((project / "pyproject.toml").read_text())["dependency-groups"]["test"]
+    command = ["uv", "pip", "install", "--quiet", "--compile-bytecode", "--python", python, "-e", str(project)]
+    timed([*command, *test_group, *index_args])
 
 
 def time_to_green(template: Path, work: Path, repeats: int) -> tuple[Spread, Path]:
