@@ -42,3 +42,16 @@ def tests(session: nox.Session) -> None:
     install_torch_stack(session)
     session.install(*nox.project.dependency_groups(PYPROJECT, "test"), *INDEX_ARGS)
     session.run("pytest", *session.posargs, env={"UV_FIND_LINKS": FIND_LINKS} if FIND_LINKS else {})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks of a generated project against plain PyTorch (not run by plain `nox`); options after `--`.
+
+    `nox -s bench -- --update-readme` also writes the table into README.md; `-- --help` lists the options.
+    """
+    install_torch_stack(session)
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"), *INDEX_ARGS)
+    session.run(
+        "python", "benchmarks/run.py", *session.posargs, env={"UV_FIND_LINKS": FIND_LINKS} if FIND_LINKS else {}
+    )

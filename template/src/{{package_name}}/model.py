@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import CosineAnnealingLR
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -41,10 +42,13 @@ class Classifier(L.LightningModule):
             nn.Linear(hidden_dim, num_classes),
         )
         self.criterion = nn.CrossEntropyLoss()
-        # One metric object per stage: each keeps its own running state and syncs across processes itself.
+        # Metrics per stage: each keeps its own running state and syncs across processes itself. They are updated
+        # every batch and logged once per epoch (which computes and resets them): every `self.log` call costs time.
         self.train_acc = MulticlassAccuracy(num_classes)
         self.val_acc = MulticlassAccuracy(num_classes)
         self.test_acc = MulticlassAccuracy(num_classes)
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
         self.example_input_array = torch.zeros(1, input_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -55,24 +59,30 @@ class Classifier(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss: torch.Tensor = self.criterion(logits, y)
-        self.train_acc(logits, y)
+        self.train_acc.update(logits, y)
         self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/acc", self.train_acc)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         x, y = batch
         logits = self(x)
-        self.val_acc(logits, y)
-        self.log("val/loss", self.criterion(logits, y), prog_bar=True, sync_dist=True)
-        self.log("val/acc", self.val_acc, prog_bar=True)
+        self.val_acc.update(logits, y)
+        self.val_loss.update(self.criterion(logits, y), weight=len(y))
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict({"val/loss": self.val_loss, "val/acc": self.val_acc}, prog_bar=True)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         x, y = batch
         logits = self(x)
-        self.test_acc(logits, y)
-        self.log("test/loss", self.criterion(logits, y), sync_dist=True)
-        self.log("test/acc", self.test_acc)
+        self.test_acc.update(logits, y)
+        self.test_loss.update(self.criterion(logits, y), weight=len(y))
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict({"test/loss": self.test_loss, "test/acc": self.test_acc})
 
     def predict_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
         x, y = batch
