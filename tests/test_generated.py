@@ -29,7 +29,8 @@ def run_suite(project: Path, *pytest_args: str) -> subprocess.CompletedProcess[s
 def test_rendered_project_passes_its_own_tests(render: Render, name: str) -> None:
     project = render(ANSWER_SETS[name])
     install_editable(project)
-    result = run_suite(project)
+    # The multi-process tests override the hardware answers themselves: one answer set runs them.
+    result = run_suite(project, *([] if name == "cpu_ddp_2" else ["-m", "not distributed"]))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout
     assert " failed" not in result.stdout
@@ -41,7 +42,7 @@ def test_nox_tests_session_passes_inside_a_fresh_project(render: Render) -> None
     project = render({})
     environment = {**os.environ, "UV_FIND_LINKS": os.environ.get("UV_FIND_LINKS", "")}
     result = subprocess.run(
-        [sys.executable, "-m", "nox", "-s", "tests", "--", "-q", "-m", "not slow"],
+        [sys.executable, "-m", "nox", "-s", "tests", "--", "-q", "-m", "not slow and not distributed"],
         cwd=project,
         capture_output=True,
         text=True,
