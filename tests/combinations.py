@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import copier._main
 import jinja2
 from copier._main import Worker  # run_copy without reparsing copier.yml; internal, pinned by copier>=9.11 tests
 
@@ -85,9 +86,11 @@ def render_many(template: Path, root: Path, combinations: list[tuple[int, dict[s
     """Render each (index, answers) into root/<index>: "" on success, else copier's error. Meant for a worker process.
 
     The template's parsed configuration is shared between copies and Jinja's compiled templates cached: what
-    `copier copy` does, without reparsing copier.yml and recompiling every expression for each of the combinations.
+    `copier copy` does, without reparsing copier.yml and recompiling every expression for each of the combinations,
+    and without the per-file `git` call that syncs executable bits into a destination repository (there is none).
     """
     jinja2.Environment.compile = _cached_compile(jinja2.Environment.compile)  # type: ignore[method-assign]
+    copier._main.is_git_available = lambda: False  # type: ignore[attr-defined]
     shared: dict[str, Any] = {}
     results = []
     for index, answers in combinations:

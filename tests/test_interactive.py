@@ -73,6 +73,7 @@ def test_a_cpu_session_skips_disabled_choices_and_shows_why(session: CopierSessi
     session.move_down("precision", 1, "Lightning silently swaps it for bf16-mixed")  # 32-true -> over 16-mixed
     session.accept("launcher")
     session.accept("logger")
+    session.accept("ci")
     assert session.finish() == 0
     answers, config = answers_and_config(tmp_path / "answered")
     assert answers["package_name"] == "keyboard_demo"

@@ -56,12 +56,12 @@ def test_rendered_project_passes_ruff_and_compiles(render: Render, name: str) ->
 
 
 def test_default_config_states_the_hardware_answers(render: Render) -> None:
-    answers = {"accelerator": "cpu", "devices": "2", "strategy": "ddp_spawn", "num_nodes": 2, "precision": "64-true"}
+    answers = {"accelerator": "cpu", "devices": "2", "strategy": "ddp", "num_nodes": 2, "precision": "64-true"}
     project = render(answers)
     trainer = yaml.safe_load((project / "configs/default.yaml").read_text())["trainer"]
     assert trainer["accelerator"] == "cpu"
     assert trainer["devices"] == 2
-    assert trainer["strategy"] == "ddp_spawn"
+    assert trainer["strategy"] == "ddp"
     assert trainer["num_nodes"] == 2
     assert trainer["precision"] == "64-true"
 
