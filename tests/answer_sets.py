@@ -36,6 +36,7 @@ DERIVED_PACKAGE_NAMES = {
 COMMON_FILES = {
     ".copier-answers.yml",
     ".gitignore",
+    ".pre-commit-config.yaml",
     "README.md",
     "noxfile.py",
     "pyproject.toml",

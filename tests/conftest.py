@@ -1,12 +1,15 @@
 """Rendering helpers shared by the template tests."""
 
+import os
 import shutil
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from copier import run_copy
+from plumbum import local
 
 REPO = Path(__file__).resolve().parents[1]
 Render = Callable[..., Path]
@@ -36,3 +39,36 @@ def render(template_dir: Path, tmp_path: Path) -> Render:
         return render_project(template_dir, tmp_path / name, answers)
 
     return _render
+
+
+def set_environment(patch: pytest.MonkeyPatch, **values: str | None) -> None:
+    """Set (or, for None, remove) variables for this process and for the tasks copier runs.
+
+    copier starts tasks through plumbum, whose `local.env` is a copy of os.environ taken at import: patch both.
+    """
+    for name, value in values.items():
+        for environment in (os.environ, local.env):
+            if value is None:
+                patch.delitem(environment, name, raising=False)
+            else:
+                patch.setitem(environment, name, value)
+
+
+@pytest.fixture(scope="module")
+def git_without_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """git as on a fresh CI machine: an empty global config, no system config, no identity, and no guessing one."""
+    global_config = tmp_path_factory.mktemp("git_home") / "gitconfig"
+    global_config.write_text("[user]\n\tuseConfigOnly = true\n")
+    identity = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL")
+    with pytest.MonkeyPatch.context() as patch:
+        set_environment(patch, GIT_CONFIG_GLOBAL=str(global_config), GIT_CONFIG_NOSYSTEM="1", **dict.fromkeys(identity))
+        yield global_config
+
+
+def fake_pre_commit(folder: Path, log: Path) -> Path:
+    """A `pre-commit` on PATH that records where and how it was called."""
+    folder.mkdir(exist_ok=True)
+    script = folder / "pre-commit"
+    script.write_text(f'#!/bin/sh\necho "$PWD $*" >> "{log}"\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return folder
