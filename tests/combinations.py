@@ -82,8 +82,12 @@ def _cached_compile(original: Any) -> Any:
     return compile_once
 
 
-def render_many(template: Path, root: Path, combinations: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, str]]:
+def render_many(
+    template: Path, root: Path, combinations: list[tuple[int, dict[str, Any]]], existing: frozenset[int] = frozenset()
+) -> list[tuple[int, str]]:
     """Render each (index, answers) into root/<index>: "" on success, else copier's error. Meant for a worker process.
+
+    The destinations of the indices in `existing` are created first, holding keep.txt.
 
     The template's parsed configuration is shared between copies and Jinja's compiled templates cached: what
     `copier copy` does, without reparsing copier.yml and recompiling every expression for each of the combinations,
@@ -95,11 +99,17 @@ def render_many(template: Path, root: Path, combinations: list[tuple[int, dict[s
     results = []
     for index, answers in combinations:
         destination = root / str(index)
-        if index % 2 and expected_refusal(answers):  # half the refusals find an existing destination, half none
+        if index in existing:
             destination.mkdir()
             (destination / "keep.txt").write_text("mine\n")
         worker = Worker(
-            src_path=str(template), dst_path=destination, data=answers, defaults=True, unsafe=True, quiet=True
+            src_path=str(template),
+            dst_path=destination,
+            data=answers,
+            defaults=True,
+            unsafe=True,
+            quiet=True,
+            skip_tasks=True,  # the post-copy git init and pre-commit install have their own tests
         )
         if "template" in shared:
             worker.__dict__["template"] = shared["template"]

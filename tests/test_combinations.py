@@ -25,8 +25,10 @@ def render_all(template: Path, root: Path) -> tuple[list[dict[str, Any]], dict[i
     combinations = list(all_combinations())
     indexed = list(enumerate(combinations))
     batches = [indexed[worker::WORKERS] for worker in range(WORKERS)]
+    # Half the refusals find an existing destination (it must stay untouched), half none (none may be created).
+    existing = frozenset(index for index, answers in indexed if index % 2 and expected_refusal(answers))
     with ProcessPoolExecutor(WORKERS, mp_context=get_context("fork")) as pool:
-        results = pool.map(render_many, [template] * WORKERS, [root] * WORKERS, batches)
+        results = pool.map(render_many, [template] * WORKERS, [root] * WORKERS, batches, [existing] * WORKERS)
         return combinations, {index: error for batch in results for index, error in batch}
 
 
