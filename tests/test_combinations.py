@@ -17,6 +17,7 @@ from answer_sets import expected_files
 from combinations import AXES, all_combinations, expected_refusal, output_digest, render_many
 
 JINJA_MARKERS = ("{{", "{%", "{#")
+DEVICE_MOVES = re.compile(r"\.cuda\(|\.to\(\s*(device|\"cuda|'cuda)")
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 REFUSAL = re.compile(r"^(?:Invalid choice for|Validation error for question) '(\w+)': (.+)$", re.DOTALL)
 
@@ -100,6 +101,7 @@ def test_every_hardware_combination(template_dir: Path, tmp_path: Path) -> None:
         assert not leftovers, f"{path} still holds {leftovers}"
         if path.endswith(".py"):
             compile(text, path, "exec")
+            assert not DEVICE_MOVES.search(text), f"{path} moves tensors itself: Lightning places them"
     folders = [str(project) for project in unique.values()]
     for command in (["ruff", "check", "--no-cache", "--quiet"], ["ruff", "format", "--check", "--no-cache", "--quiet"]):
         result = subprocess.run([*command, *folders], capture_output=True, text=True, check=False)
