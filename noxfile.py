@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nox
@@ -70,10 +71,12 @@ def install_actionlint(session: nox.Session) -> str:
 
 
 def render(session: nox.Session, answers: dict[str, object]) -> Path:
-    """Render the working tree's template (uncommitted edits included) into the session's temporary folder."""
+    """Render the working tree's template (uncommitted edits included) into a new folder outside this repository.
+
+    Outside: the post-copy task would otherwise find this repository around the project and leave it as it is.
+    """
     session.install("copier>=9.11")
-    destination = Path(session.create_tmp()) / "project"
-    shutil.rmtree(destination, ignore_errors=True)
+    destination = Path(tempfile.mkdtemp(prefix=re.sub(r"\W+", "_", session.name))) / "project"
     data = [
         f"--data={key}={json.dumps(value) if not isinstance(value, str) else value}" for key, value in answers.items()
     ]

@@ -7,11 +7,13 @@ import os
 import re
 import subprocess
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import yaml
 from answer_sets import expected_files
 from combinations import AXES, all_combinations, expected_refusal, output_digest, render_many
@@ -116,3 +118,34 @@ def test_every_hardware_combination(template_dir: Path, tmp_path: Path) -> None:
         f" {total - len(valid)} refused; rendered in {rendered_s:.1f} s with {WORKERS} workers,"
         f" all checks in {time.perf_counter() - started:.1f} s"
     )
+
+
+def test_the_oracle_agrees_with_lightning_on_cpu() -> None:
+    """On this CPU machine, Lightning's own Trainer accepts (and keeps) exactly the single-node CPU answers the
+    oracle calls valid. DeepSpeed is left out: without the package installed Lightning fails for that reason first."""
+    checked = 0
+    for answers in all_combinations():
+        if answers["accelerator"] != "cpu" or answers["num_nodes"] != 1 or answers["launcher"] != "local":
+            continue
+        if answers["strategy"] == "deepspeed":
+            continue
+        devices = answers["devices"] if answers["devices"] == "auto" else int(answers["devices"])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                trainer = L.Trainer(
+                    accelerator="cpu",
+                    devices=devices,
+                    strategy=answers["strategy"],
+                    precision=answers["precision"],
+                    logger=False,
+                    enable_checkpointing=False,
+                    enable_progress_bar=False,
+                )
+        except ValueError:
+            kept = False
+        else:
+            kept = trainer.precision == answers["precision"]
+        assert kept == (expected_refusal(answers) is None), answers
+        checked += 1
+    assert checked == 3 * 4 * 5
