@@ -86,6 +86,11 @@ def render(session: nox.Session, answers: dict[str, object]) -> Path:
     return destination
 
 
+def test_group(project: Path) -> list[str]:
+    """The rendered project's `test` dependency group (its pyproject's [dependency-groups])."""
+    return list(nox.project.dependency_groups(nox.project.load_toml(project / "pyproject.toml"), "test"))
+
+
 @nox.session(python=["3.10", "3.13"])
 @nox.parametrize("answer_set", list(ANSWER_SETS))
 def rendered(session: nox.Session, answer_set: str) -> None:
@@ -93,7 +98,7 @@ def rendered(session: nox.Session, answer_set: str) -> None:
     project = render(session, {**ANSWER_SETS[answer_set], "python_version": "3.10"})
     session.install("torch>=2.5,<2.14", *TORCH_INDEX_ARGS)
     session.chdir(project)
-    session.install("-e", ".[test]", *INDEX_ARGS)
+    session.install("-e", ".", *test_group(project), *INDEX_ARGS)
     session.run("pytest", "-q", "-m", "not slow and not gpu", *session.posargs)
 
 
@@ -116,6 +121,6 @@ def gpu(session: nox.Session, answer_set: str) -> None:
     project = render(session, answers)
     session.install(TORCH)
     session.chdir(project)
-    session.install("-e", ".[test]")
+    session.install("-e", ".", *test_group(project))
     session.run("python", "-c", "import torch; assert torch.cuda.is_available(), 'this torch build has no CUDA'")
     session.run("pytest", "-q", "-rs", "-m", "not slow", *session.posargs)

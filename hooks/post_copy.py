@@ -62,7 +62,7 @@ def install_pre_commit(project: Path) -> None:
         return
     pre_commit = shutil.which("pre-commit")
     if pre_commit is None:
-        say("pre-commit not found: skipped. After `pip install -e '.[dev]'`, run `pre-commit install`.")
+        say("pre-commit not found: skipped. After `pip install -e . --group dev`, run `pre-commit install`.")
         return
     if git(project, "rev-parse", "--git-dir").returncode != 0:
         say("not a git repository: skipped `pre-commit install`.")

@@ -35,6 +35,7 @@ DERIVED_PACKAGE_NAMES = {
 
 COMMON_FILES = {
     ".copier-answers.yml",
+    ".github/dependabot.yml",
     ".gitignore",
     ".pre-commit-config.yaml",
     "README.md",
@@ -51,6 +52,7 @@ COMMON_FILES = {
     "tests/test_distributed.py",
     "tests/test_gpu.py",
     "tests/test_model.py",
+    "tests/test_runs.py",
     "tests/test_training.py",
 }
 PACKAGE_FILES = {

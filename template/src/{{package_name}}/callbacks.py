@@ -8,7 +8,33 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.utilities import grad_norm, rank_zero_info
+
+
+def run_directory(trainer: L.Trainer) -> Path:
+    """The directory of this run: where ModelCheckpoint puts `checkpoints/`, whichever logger is configured.
+
+    TensorBoard and CSV write their files here too; W&B and MLflow name it by their run id.
+    """
+    if not trainer.loggers:
+        return Path(trainer.default_root_dir)
+    logger = trainer.loggers[0]
+    version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
+    return Path(logger.save_dir or trainer.default_root_dir, str(logger.name), version)
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Save the run's full config as `config.yaml` in its run directory, next to `checkpoints/`.
+
+    Lightning's SaveConfigCallback writes to `trainer.log_dir`, which for W&B, MLflow and no logger is shared by all
+    runs; this keeps one config per run for every logger.
+    """
+
+    def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        directory = run_directory(trainer)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.parser.save(self.config, directory / self.config_filename, skip_none=False, overwrite=True)
 
 
 class GradNormLogger(Callback):

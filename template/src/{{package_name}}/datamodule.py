@@ -12,6 +12,8 @@ import torch
 from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Dataset, TensorDataset, random_split
 
+Sample = tuple[torch.Tensor, ...]
+
 
 class DigitsDataModule(L.LightningDataModule):
     """Handwritten digits, split reproducibly into train / val / test.
@@ -69,19 +71,19 @@ class DigitsDataModule(L.LightningDataModule):
         data = torch.load(self.data_file, weights_only=True)
         return TensorDataset(data["features"], data["labels"])
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader[Sample]:
         return self._loader(self.train_set, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader[Sample]:
         return self._loader(self.val_set)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader[Sample]:
         return self._loader(self.test_set)
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> DataLoader[Sample]:
         return self._loader(self.test_set)
 
-    def _loader(self, dataset: Dataset, shuffle: bool = False) -> DataLoader:
+    def _loader(self, dataset: Dataset[Sample], shuffle: bool = False) -> DataLoader[Sample]:
         workers = self.hparams["num_workers"]
         return DataLoader(
             dataset,

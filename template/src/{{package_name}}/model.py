@@ -48,12 +48,13 @@ class Classifier(L.LightningModule):
         self.example_input_array = torch.zeros(1, input_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        logits: torch.Tensor = self.net(x)
+        return logits
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        loss = self.criterion(logits, y)
+        loss: torch.Tensor = self.criterion(logits, y)
         self.train_acc(logits, y)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
