@@ -15,6 +15,7 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "launcher": "slurm",
         "gpu_runner_label": "self-hosted, linux, a100",
     },
+    "optuna_sweep": {"hpo": "optuna"},
     "long_punctuated_name": {
         "project_name": "Ça c'est « Très » Long: a Lightning project for «digits», v2 (beta) & more, by Zoë!!"
     },
@@ -75,4 +76,13 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
         files.add("slurm/fit.sbatch")
     if answers.get("ci", True):
         files.add(".github/workflows/ci.yml")
+    if answers.get("hpo") == "optuna":
+        files |= {
+            "configs/sweep.yaml",
+            "tests/test_sweep.py",
+            f"src/{package}/sweep.py",
+            f"src/{package}/search_space.py",
+        }
+        if answers.get("launcher") == "slurm":
+            files.add("sweep.sbatch")
     return files

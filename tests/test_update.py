@@ -250,6 +250,8 @@ ANSWER_CHANGES = {
     "accelerator=gpu": ({}, {"accelerator": "gpu"}),
     "launcher=slurm": ({}, {"launcher": "slurm"}),
     "launcher=local (from slurm)": ({"launcher": "slurm"}, {"launcher": "local"}),
+    "hpo=optuna": ({}, {"hpo": "optuna"}),
+    "hpo=none (from optuna on slurm)": ({"hpo": "optuna", "launcher": "slurm"}, {"hpo": "none"}),
 }
 
 
