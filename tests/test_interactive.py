@@ -74,6 +74,7 @@ def test_a_cpu_session_skips_disabled_choices_and_shows_why(session: CopierSessi
     session.accept("launcher")
     session.accept("logger")
     session.accept("ci")
+    session.accept("hpo")
     assert session.finish() == 0
     answers, config = answers_and_config(tmp_path / "answered")
     assert answers["package_name"] == "keyboard_demo"
