@@ -8,7 +8,7 @@ from pathlib import Path
 import pexpect
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, Render
 
 COPIER_YML = yaml.safe_load((REPO / "copier.yml").read_text())
 DOWN, ENTER, CLEAR_LINE = "\x1b[B", "\r", "\x15"
@@ -45,6 +45,7 @@ class CopierSession:
 
     def finish(self) -> int:
         self.child.expect(pexpect.EOF, timeout=120)
+        self.closing_text = self.child.before
         self.child.close()
         return self.child.exitstatus
 
@@ -69,7 +70,7 @@ def test_a_cpu_session_skips_disabled_choices_and_shows_why(session: CopierSessi
     session.type_text("devices", "2")
     fsdp_refusal = "FSDP needs accelerator 'gpu' (you answered 'cpu')"
     session.move_down("strategy", 2, fsdp_refusal)  # ddp -> ddp_spawn -> over fsdp and deepspeed -> auto
-    session.accept("num_nodes")
+    # num_nodes is not asked: strategy auto cannot span nodes.
     session.move_down("precision", 1, "Lightning silently swaps it for bf16-mixed")  # 32-true -> over 16-mixed
     session.accept("launcher")
     session.accept("logger")
@@ -86,3 +87,79 @@ def test_a_cpu_session_skips_disabled_choices_and_shows_why(session: CopierSessi
     assert config["trainer"]["strategy"] == "ddp"  # what Lightning runs for strategy auto on 2 devices
     assert config["trainer"]["precision"] == "bf16-mixed"
     assert (answers["agent_files"], answers["agent_handoffs"]) == (["AGENTS.md", "CLAUDE.md"], True)
+
+
+def test_a_gpu_multi_node_session(session: CopierSession, tmp_path: Path) -> None:
+    session.type_text("project_name", "Cluster Run")
+    for question in ("package_name", "description", "author_name", "author_email", "python_version"):
+        session.accept(question)
+    session.move_down("accelerator", 2)  # auto -> cpu -> gpu
+    session.type_text("devices", "4")
+    session.move_down("strategy", 2)  # ddp (the default for 4 devices) -> ddp_spawn -> fsdp
+    session.type_text("num_nodes", "2")
+    session.accept("precision")  # bf16-mixed, the GPU default
+    session.wait_for("launcher", "launcher 'local' with num_nodes 2")
+    session.child.send(ENTER)  # slurm, the multi-node default
+    session.move_down("logger", 1)  # tensorboard -> csv
+    for question in ("hpo", "agent_files", "agent_handoffs", "ci"):
+        session.accept(question)
+    session.type_text("gpu_runner_label", "self-hosted, a100")
+    assert session.finish() == 0
+    project = tmp_path / "answered"
+    answers, config = answers_and_config(project)
+    trainer = config["trainer"]
+    assert (trainer["accelerator"], trainer["devices"], trainer["strategy"]) == ("gpu", 4, "fsdp")
+    assert (trainer["num_nodes"], trainer["precision"]) == (2, "bf16-mixed")
+    assert answers["launcher"] == "slurm"
+    assert answers["logger"] == "csv"
+    sbatch = (project / "slurm/fit.sbatch").read_text()
+    assert "#SBATCH --nodes=2" in sbatch
+    assert "#SBATCH --ntasks-per-node=4" in sbatch
+    assert "#SBATCH --gpus-per-node=4" in sbatch
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    assert any(job.get("runs-on") == ["self-hosted", "a100"] for job in workflow["jobs"].values())
+    next_steps = session.closing_text[session.closing_text.index("Next:") :]
+    for command in ("cluster_run fit", "cluster_run test --ckpt_path last", "sbatch slurm/fit.sbatch", "nox -s tests"):
+        assert command in next_steps
+    assert "whl/cpu" not in next_steps, "a CUDA project is not told to install CPU-only torch"
+
+
+ASKED = {
+    name: spec
+    for name, spec in COPIER_YML.items()
+    if not name.startswith("_") and isinstance(spec, dict) and spec.get("when") is not False
+}
+# For each question that is only asked when it can matter: answers under which it is not asked.
+HIDDEN_BY: dict[str, dict[str, object]] = {
+    "devices": {"accelerator": "mps"},
+    "strategy": {"accelerator": "mps"},
+    "launcher": {"accelerator": "mps"},
+    "num_nodes": {"accelerator": "cpu", "devices": "2", "strategy": "ddp_spawn"},
+    "gpu_runner_label": {"accelerator": "gpu", "ci": False},
+}
+
+
+@pytest.mark.parametrize("question", ASKED)
+def test_every_question_has_one_line_help(question: str) -> None:
+    help_text = ASKED[question].get("help", "").strip()
+    assert help_text, f"{question} has no help text"
+    assert "\n" not in help_text
+
+
+def test_every_conditional_question_is_checked_hidden() -> None:
+    conditional = {name for name, spec in ASKED.items() if isinstance(spec.get("when"), str)}
+    assert conditional == set(HIDDEN_BY)
+
+
+@pytest.mark.parametrize("question", HIDDEN_BY)
+def test_a_hidden_question_takes_a_default_that_keeps_the_project_valid(render: Render, question: str) -> None:
+    project = render(HIDDEN_BY[question])
+    answers, config = answers_and_config(project)
+    assert question not in answers, f"{question} was not asked, so it is not recorded"
+    trainer = config["trainer"]
+    if HIDDEN_BY[question]["accelerator"] == "mps":
+        assert (trainer["devices"], trainer["strategy"], trainer["num_nodes"]) == (1, "auto", 1)
+        assert not (project / "slurm").exists()
+    assert trainer["num_nodes"] == 1
+    if question == "gpu_runner_label":
+        assert not (project / ".github/workflows").exists()
