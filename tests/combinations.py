@@ -77,6 +77,8 @@ def _cached_compile(original: Any) -> Any:
         key = (type(self), self.block_start_string, self.variable_start_string, str(source), name, filename, *args)
         if key not in cache:
             cache[key] = original(self, source, name, filename, *args)
+        else:
+            self.preprocess(str(source), name, filename)  # extensions reset per-render state here (copier's yield tag)
         return cache[key]
 
     return compile_once
