@@ -17,6 +17,7 @@ def test_without_hpo_there_is_no_sweep(render: Render) -> None:
     assert not any(name.endswith("-sweep") for name in pyproject["project"]["scripts"])
     assert not list(project.rglob("*sweep*"))
     assert "-sweep" not in (project / "README.md").read_text()
+    assert "-sweep" not in (project / ".github/agents/pytorch-lightning.agent.md").read_text()
 
 
 def test_optuna_adds_the_command_its_dependencies_and_the_slurm_array(render: Render) -> None:
@@ -33,6 +34,10 @@ def test_optuna_adds_the_command_its_dependencies_and_the_slurm_array(render: Re
     readme = (project / "README.md").read_text()
     assert "lightning_project-sweep" in readme
     assert "sbatch sweep.sbatch" in readme
+    agent = (project / ".github/agents/pytorch-lightning.agent.md").read_text()
+    tuning = agent[agent.index("### Hyperparameter Tuning") : agent.index("### Advanced Training Hooks")]
+    assert "`lightning_project-sweep` runs an Optuna study over `configs/sweep.yaml`" in tuning
+    assert "lightning_project fit --config configs/best.yaml" in tuning
 
 
 @pytest.mark.parametrize(
