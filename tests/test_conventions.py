@@ -15,7 +15,7 @@ import pytest
 import yaml
 from answer_sets import ANSWER_SETS
 from conftest import REPO, Render
-from test_generated import install_editable
+from test_generated import install_editable, run_suite
 
 BIN = Path(sys.executable).parent
 PINNED_REV = re.compile(r"^v?\d+(\.\d+)+$")
@@ -137,21 +137,10 @@ def test_logger_answer_leaves_its_files_and_resumes(render: Render, logger: str)
     project = render({"logger": logger})
     install_editable(project)
     env_free_of_keys = {key: value for key, value in os.environ.items() if not key.startswith(("WANDB_", "MLFLOW_"))}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "tests/test_runs.py",
-            "tests/test_training.py::test_resume_from_last_continues_the_run",
-        ],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
+    result = run_suite(
+        project,
+        "tests/test_runs.py",
+        "tests/test_training.py::test_resume_from_last_continues_the_run",
         env=env_free_of_keys,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

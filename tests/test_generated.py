@@ -25,9 +25,9 @@ def install_editable(project: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def run_suite(project: Path, *pytest_args: str) -> subprocess.CompletedProcess[str]:
+def run_suite(project: Path, *pytest_args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
-    return subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    return subprocess.run(command, cwd=project, capture_output=True, text=True, check=False, env=env)
 
 
 @pytest.mark.parametrize("name", ANSWER_SETS)
