@@ -98,5 +98,5 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
             f"src/{package}/search_space.py",
         }
         if answers.get("launcher") == "slurm":
-            files.add("sweep.sbatch")
+            files.add("slurm/sweep.sbatch")
     return files

@@ -25,15 +25,15 @@ def test_optuna_adds_the_command_its_dependencies_and_the_slurm_array(render: Re
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert set(pyproject["project"]["dependencies"]) >= SWEEP_DEPENDENCIES
     assert pyproject["project"]["scripts"]["lightning_project-sweep"] == "lightning_project.sweep:main"
-    script = (project / "sweep.sbatch").read_text()
+    script = (project / "slurm/sweep.sbatch").read_text()
     assert "#SBATCH --array=" in script
     assert "#SBATCH --gpus-per-task=1" in script
     assert 'srun lightning_project-sweep "$@"' in script
-    syntax = subprocess.run(["bash", "-n", project / "sweep.sbatch"], capture_output=True, text=True, check=False)
+    syntax = subprocess.run(["bash", "-n", project / "slurm/sweep.sbatch"], capture_output=True, text=True, check=False)
     assert syntax.returncode == 0, syntax.stderr
     readme = (project / "README.md").read_text()
     assert "lightning_project-sweep" in readme
-    assert "sbatch sweep.sbatch" in readme
+    assert "sbatch slurm/sweep.sbatch" in readme
     agent = (project / ".github/agents/pytorch-lightning.agent.md").read_text()
     tuning = agent[agent.index("### Hyperparameter Tuning") : agent.index("### Advanced Training Hooks")]
     assert "`lightning_project-sweep` runs an Optuna study over `configs/sweep.yaml`" in tuning
