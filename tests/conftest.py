@@ -3,11 +3,13 @@
 import os
 import shutil
 import stat
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from copier import run_copy
 from plumbum import local
 
@@ -39,6 +41,19 @@ def render(template_dir: Path, tmp_path: Path) -> Render:
         return render_project(template_dir, tmp_path / name, answers)
 
     return _render
+
+
+def answers_of(project: Path) -> dict[str, Any]:
+    """The answers copier recorded in the project's answers file."""
+    answers: dict[str, Any] = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+    return answers
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in `cwd`; fail the test with git's message if it fails."""
+    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+    return result.stdout
 
 
 def set_environment(patch: pytest.MonkeyPatch, **values: str | None) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from answer_sets import ANSWER_SETS, HANDOFF_AGENTS
-from conftest import render_project
+from conftest import answers_of, render_project
 from test_generated import install_editable
 
 AGENT_ANSWER_SETS: dict[str, dict[str, Any]] = {
@@ -96,10 +96,6 @@ def split_frontmatter(text: str) -> tuple[dict[str, Any], str]:
     assert text.startswith("---\n"), "an agent file starts with its YAML frontmatter"
     front, body = text[4:].split("\n---\n", 1)
     return yaml.safe_load(front), body
-
-
-def answers_of(project: Path) -> dict[str, Any]:
-    return yaml.safe_load((project / ".copier-answers.yml").read_text())
 
 
 def instruction_bodies(project: Path) -> dict[str, str]:

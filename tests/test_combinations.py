@@ -17,6 +17,7 @@ import lightning as L
 import yaml
 from answer_sets import expected_files
 from combinations import AXES, all_combinations, expected_refusal, output_digest, render_many
+from conftest import answers_of
 
 JINJA_MARKERS = ("{{", "{%", "{#")
 GITHUB_EXPRESSION = re.compile(r"\$\{\{[^}]*\}\}")  # `${{ github.ref }}` in workflows is GitHub's, not Jinja
@@ -86,7 +87,7 @@ def test_every_hardware_combination(template_dir: Path, tmp_path: Path) -> None:
     unique: dict[str, Path] = {}
     for index in valid:
         project = tmp_path / str(index)
-        answers = {**combinations[index], **yaml.safe_load((project / ".copier-answers.yml").read_text())}
+        answers = {**combinations[index], **answers_of(project)}
         files = {str(path.relative_to(project)) for path in project.rglob("*") if path.is_file()}
         assert files == expected_files(answers), combinations[index]
         check_trainer_config(project, combinations[index])

@@ -7,16 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Render, fake_pre_commit, set_environment
+from conftest import Render, fake_pre_commit, git, set_environment
 
 REPO = Path(__file__).resolve().parents[1]
 AUTHOR = {"author_name": "Ada Lovelace", "author_email": "ada@example.org"}
-
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
-    return result.stdout
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Render
+from conftest import Render, answers_of
 from copier import run_copy
 from hatchling.metadata.core import ProjectMetadata
 from hatchling.metadata.spec import construct_metadata_file_2_2
@@ -93,7 +93,7 @@ ANSWERS = st.fixed_dictionaries(
 
 def check_rendered(project: Path, answers: dict[str, Any], python_sources: str) -> None:
     """Every file parses, and the typed text arrives unchanged where it belongs and nowhere in Python code."""
-    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+    recorded = answers_of(project)
     for question, value in answers.items():
         assert recorded[question] == value, f"{question} was not recorded unchanged"
     package = recorded["package_name"]
@@ -175,7 +175,7 @@ def test_hostile_text_is_kept_literal_and_the_package_imports(render: Render, tm
     assert readme.startswith(f"# {HOSTILE['project_name']}\n"), "typed Jinja must not be evaluated"
     assert "49" not in readme.splitlines()[0]
     assert not list(tmp_path.rglob("PWNED")), "typed shell or Python was executed"
-    package = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))["package_name"]
+    package = answers_of(project)["package_name"]
     result = subprocess.run(
         [sys.executable, "-c", f"import {package}; print({package}.__name__)"],
         cwd=project,

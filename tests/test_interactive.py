@@ -8,7 +8,7 @@ from pathlib import Path
 import pexpect
 import pytest
 import yaml
-from conftest import REPO, Render
+from conftest import REPO, Render, answers_of
 
 COPIER_YML = yaml.safe_load((REPO / "copier.yml").read_text())
 DOWN, ENTER, CLEAR_LINE = "\x1b[B", "\r", "\x15"
@@ -56,7 +56,7 @@ def session(template_dir: Path, tmp_path: Path) -> CopierSession:
 
 
 def answers_and_config(project: Path) -> tuple[dict, dict]:
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    answers = answers_of(project)
     config = yaml.safe_load((project / "configs/default.yaml").read_text())
     return answers, config
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from combinations import expected_refusal, render_many
-from conftest import Render
+from conftest import Render, answers_of
 
 GPU_CLUSTER = {"accelerator": "gpu", "devices": "4", "strategy": "ddp", "num_nodes": 3, "launcher": "slurm"}
 
@@ -65,7 +65,7 @@ def test_defaults_never_land_on_a_refused_answer(template_dir: Path, tmp_path: P
         errors = dict(pool.submit(render_many, template_dir, tmp_path, list(enumerate(given))).result())
     refused = {index: error for index, error in errors.items() if error}
     for index in set(errors) - set(refused):
-        recorded = yaml.safe_load((tmp_path / str(index) / ".copier-answers.yml").read_text())
+        recorded = answers_of(tmp_path / str(index))
         # Questions that cannot matter are not asked, so not recorded: they hold their defaults.
         answers = {"strategy": "auto", "launcher": "local", "num_nodes": 1, **given[index], **recorded}
         assert expected_refusal(answers) is None, answers

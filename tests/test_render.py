@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from answer_sets import ANSWER_SETS, DERIVED_PACKAGE_NAMES, expected_files
-from conftest import Render
+from conftest import Render, answers_of
 
 JINJA_MARKERS = ("{{", "{%", "{#")
 GITHUB_EXPRESSION = re.compile(r"\$\{\{[^}]*\}\}")  # `${{ github.ref }}` in workflows is GitHub's, not Jinja
@@ -18,10 +18,6 @@ def project_files(project: Path) -> set[str]:
     return {
         str(path.relative_to(project)) for path in project.rglob("*") if path.is_file() and ".git" not in path.parts
     }
-
-
-def answers_of(project: Path) -> dict:
-    return yaml.safe_load((project / ".copier-answers.yml").read_text())
 
 
 @pytest.mark.parametrize("name", ANSWER_SETS)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Render
+from conftest import Render, answers_of
 
 FAKE_SECRETS = {
     "WANDB_API_KEY": "wandb-fake-key-6f1c",
@@ -28,7 +28,7 @@ def test_no_secret_is_written_and_loggers_read_credentials_from_the_environment(
         text = path.read_text(encoding="utf-8")
         leaked = [name for name, value in FAKE_SECRETS.items() if value in text]
         assert not leaked, f"{path.relative_to(project)} holds the value of {leaked}"
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+    answers = answers_of(project)
     assert not [key for key in answers if CREDENTIAL_WORDS.search(key)], "the answers file stores a credential"
     trainer = yaml.safe_load((project / "configs/default.yaml").read_text(encoding="utf-8"))["trainer"]
     logger_config = trainer["logger"] or {}

@@ -8,14 +8,13 @@ on the project as a user would, commits, and updates to v0.2.0.
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from answer_sets import expected_files
-from conftest import fake_pre_commit, render_project, set_environment
+from conftest import answers_of, fake_pre_commit, git, render_project, set_environment
 from copier import run_copy, run_update
 from copier.errors import UserMessageError
 
@@ -24,12 +23,6 @@ MOVED_FROM, MOVED_TO = "configs/overfit.yaml", "configs/presets/overfit.yaml"
 ADDED = "configs/quick.yaml"
 CONFLICT_MARKERS = ("<<<<<<< before updating", ">>>>>>> after updating")
 TEST_IDENTITY = ["-c", "user.name=Template Tester", "-c", "user.email=tester@example.com"]
-
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
-    return result.stdout
 
 
 def commit_all(cwd: Path, message: str) -> None:
@@ -96,10 +89,6 @@ def snapshot(project: Path) -> dict[str, bytes]:
         for path in project.rglob("*")
         if path.is_file() and ".git" not in path.relative_to(project).parts
     }
-
-
-def answers_of(project: Path) -> dict[str, Any]:
-    return yaml.safe_load((project / ".copier-answers.yml").read_text())
 
 
 def user_owned(project: Path) -> set[str]:
