@@ -62,7 +62,7 @@ def install_pre_commit(project: Path) -> None:
         return
     pre_commit = shutil.which("pre-commit")
     if pre_commit is None:
-        say("pre-commit not found: skipped. After `pip install -e . --group dev`, run `pre-commit install`.")
+        say("pre-commit not found: skipped. After `uv sync` (or `pip install -e . --group dev`): `pre-commit install`.")
         return
     top_level = git(project, "rev-parse", "--show-toplevel")
     if top_level.returncode != 0 or Path(top_level.stdout.strip()).resolve() != project.resolve():

@@ -39,6 +39,7 @@ COMMON_FILES = {
     ".github/dependabot.yml",
     ".gitignore",
     ".pre-commit-config.yaml",
+    "LICENSE",
     "README.md",
     "noxfile.py",
     "pyproject.toml",

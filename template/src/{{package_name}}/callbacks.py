@@ -34,7 +34,7 @@ class RunConfigSaver(SaveConfigCallback):
     def save_config(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         directory = run_directory(trainer)
         directory.mkdir(parents=True, exist_ok=True)
-        self.parser.save(self.config, directory / self.config_filename, skip_none=False, overwrite=True)
+        self.parser.save(self.config, directory / self.config_filename, skip_unset=False, overwrite=True)
 
 
 class GradNormLogger(Callback):
