@@ -90,7 +90,7 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     if answers.get("launcher") == "slurm":
         files.add("slurm/fit.sbatch")
     if answers.get("ci", True):
-        files.add(".github/workflows/ci.yml")
+        files |= {".github/workflows/ci.yml", ".github/workflows/template-sync.yml"}
     if answers.get("hpo") == "optuna":
         files |= {
             "configs/sweep.yaml",

@@ -4,6 +4,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,17 @@ def fake_pre_commit(folder: Path, log: Path) -> Path:
     script.write_text(f'#!/bin/sh\necho "$PWD $*" >> "{log}"\n')
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return folder
+
+
+def local_torch_index(project: Path, folder: Path) -> dict[str, str]:
+    """UV_INDEX replacing the project's PyTorch indexes ([[tool.uv.index]]) by a simple index, in `folder`, of the
+    local torch wheel (UV_FIND_LINKS or PIP_FIND_LINKS); empty where there is no local wheel and uv goes online."""
+    wheels = os.environ.get("UV_FIND_LINKS") or os.environ.get("PIP_FIND_LINKS") or ""
+    torch_wheels = sorted(Path(wheels).glob("torch-*.whl")) if wheels else []
+    if not torch_wheels:
+        return {}
+    (folder / "torch").mkdir(parents=True, exist_ok=True)
+    links = "".join(f'<a href="{wheel.resolve().as_uri()}">{wheel.name}</a>' for wheel in torch_wheels)
+    (folder / "torch" / "index.html").write_text(f"<html><body>{links}</body></html>")
+    indexes = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["uv"]["index"]
+    return {"UV_INDEX": " ".join(f"{index['name']}={folder.resolve().as_uri()}" for index in indexes)}

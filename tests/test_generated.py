@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from answer_sets import ANSWER_SETS
-from conftest import Render
+from conftest import Render, local_torch_index
 
 pytestmark = pytest.mark.generated
 # The multi-process tests override the hardware answers themselves, so one answer set runs them (cpu_ddp_2: all
@@ -42,10 +42,11 @@ def test_rendered_project_passes_its_own_tests(render: Render, name: str) -> Non
 
 
 @pytest.mark.skipif(shutil.which("uv") is None, reason="the nox session test builds its venv with uv")
-def test_nox_tests_session_passes_inside_a_fresh_project(render: Render) -> None:
+def test_nox_tests_session_passes_inside_a_fresh_project(render: Render, tmp_path: Path) -> None:
     """What a user runs after copying: `nox -s tests` builds its own venv, installs the project and tests it."""
     project = render({})
-    environment = {**os.environ, "UV_FIND_LINKS": os.environ.get("UV_FIND_LINKS", "")}
+    torch_index = local_torch_index(project, tmp_path / "torch-index")
+    environment = {**os.environ, "UV_FIND_LINKS": os.environ.get("UV_FIND_LINKS", ""), **torch_index}
     result = subprocess.run(
         [sys.executable, "-m", "nox", "-s", "tests", "--", "-q", "-m", "not slow and not distributed"],
         cwd=project,

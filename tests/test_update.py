@@ -7,7 +7,11 @@ on the project as a user would, commits, and updates to v0.2.0.
 """
 
 import os
+import re
 import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +289,60 @@ def test_7_updating_a_dirty_project_is_refused_and_changes_nothing(project: Path
     with pytest.raises(UserMessageError, match=r"dirty.*commit or stash your local changes"):
         update(project)
     assert (snapshot(project), git(project, "status", "--porcelain"), git(project, "rev-parse", "HEAD")) == before
+
+
+def test_5_the_license_answer_changed_on_update_rewrites_license_and_metadata(template_repo: Path, tmp_path: Path) -> None:
+    project = copy_at(template_repo, tmp_path / "project")
+    assert (project / "LICENSE").read_text().startswith("MIT License\n")
+    update(project, {"license": "Apache-2.0"})
+    assert "Apache License\n                           Version 2.0" in (project / "LICENSE").read_text()
+    project_table = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert (project_table["license"], project_table["license-files"]) == ("Apache-2.0", ["LICENSE"])
+    assert files_with_conflicts(project) == []
+    assert answers_of(project)["license"] == "Apache-2.0"
+
+
+SYNC_WORKFLOW = ".github/workflows/template-sync.yml"
+
+
+def run_workflow_step(project: Path, name: str, outputs: dict[str, str], runner: Path) -> dict[str, str]:
+    """Run one `run:` step of the generated template-sync workflow as GitHub's runner would (bash -eo pipefail), with
+    its `env:` and the earlier step's outputs filled in, and this environment's python and copier; return its outputs.
+    """
+    steps = yaml.safe_load((project / SYNC_WORKFLOW).read_text())["jobs"]["update"]["steps"]
+    step = next(step for step in steps if step.get("name") == name)
+    output = runner / "output"
+    output.write_text("")
+    env = {
+        key: re.sub(r"\$\{\{ steps\.check\.outputs\.(\w+) \}\}", lambda match: outputs[match[1]], value)
+        for key, value in step.get("env", {}).items()
+    }
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    environment = {**os.environ, **env, "PATH": path, "GITHUB_OUTPUT": str(output), "RUNNER_TEMP": str(runner)}
+    command = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]]
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False, env=environment)
+    assert result.returncode == 0, f"step {name!r}: {result.stdout}{result.stderr}"
+    return dict(line.split("=", 1) for line in output.read_text().splitlines())
+
+
+def test_8_the_template_sync_workflow_proposes_the_newest_tag_with_conflicts_marked(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    """Its check and update steps against a template repository with two tags; pushing and `gh pr create` need GitHub."""
+    project = copy_at(template_repo, tmp_path / "project")
+    replace_once(project / "configs/default.yaml", "  max_epochs: 40\n", "  max_epochs: 100\n")
+    commit_all(project, "Train longer")
+    runner = tmp_path / "runner"
+    runner.mkdir()
+    check = run_workflow_step(project, "Check for a newer template version", {}, runner)
+    assert check == {"current": OLD, "latest": NEW, "newer": "true"}
+    run_workflow_step(project, "Update to the newer version", check, runner)
+    assert git(project, "branch", "--show-current").strip() == f"template-sync/{NEW}"
+    assert git(project, "status", "--porcelain") == "", "the update is committed, conflicts included"
+    assert git(project, "log", "-1", "--format=%s").strip() == f"Update the project to template {NEW}"
+    assert answers_of(project)["_commit"] == NEW
+    assert files_with_conflicts(project) == ["configs/default.yaml"]
+    body = (runner / "template-sync.md").read_text()
+    assert f"from template {OLD} to {NEW}" in body
+    assert "\n- configs/default.yaml\n" in body
+    assert run_workflow_step(project, "Check for a newer template version", {}, runner)["newer"] == "false"
