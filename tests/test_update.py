@@ -291,7 +291,9 @@ def test_7_updating_a_dirty_project_is_refused_and_changes_nothing(project: Path
     assert (snapshot(project), git(project, "status", "--porcelain"), git(project, "rev-parse", "HEAD")) == before
 
 
-def test_5_the_license_answer_changed_on_update_rewrites_license_and_metadata(template_repo: Path, tmp_path: Path) -> None:
+def test_5_the_license_answer_changed_on_update_rewrites_license_and_metadata(
+    template_repo: Path, tmp_path: Path
+) -> None:
     project = copy_at(template_repo, tmp_path / "project")
     assert (project / "LICENSE").read_text().startswith("MIT License\n")
     update(project, {"license": "Apache-2.0"})
