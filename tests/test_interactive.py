@@ -66,6 +66,7 @@ def test_a_cpu_session_skips_disabled_choices_and_shows_why(session: CopierSessi
     for question in ("package_name", "description", "author_name", "author_email"):
         session.accept(question)
     session.move_down("python_version", 1)  # 3.11 -> 3.12
+    session.accept("license")  # MIT
     session.move_down("accelerator", 1)  # auto is last: Down wraps around to cpu
     session.type_text("devices", "2")
     fsdp_refusal = "FSDP needs accelerator 'gpu' (you answered 'cpu')"
@@ -91,7 +92,7 @@ def test_a_cpu_session_skips_disabled_choices_and_shows_why(session: CopierSessi
 
 def test_a_gpu_multi_node_session(session: CopierSession, tmp_path: Path) -> None:
     session.type_text("project_name", "Cluster Run")
-    for question in ("package_name", "description", "author_name", "author_email", "python_version"):
+    for question in ("package_name", "description", "author_name", "author_email", "python_version", "license"):
         session.accept(question)
     session.move_down("accelerator", 2)  # auto -> cpu -> gpu
     session.type_text("devices", "4")
