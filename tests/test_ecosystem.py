@@ -113,6 +113,4 @@ def test_a_deprecated_call_in_project_code_fails_its_tests(render: Render) -> No
     test = "tests/test_runs.py::test_each_run_gets_one_directory_with_checkpoints_config_and_logs"
     result = run_suite(project, test)
     assert result.returncode == 1, result.stdout[-3000:]
-    assert "skip_none parameter was deprecated" in result.stdout
-    callbacks.write_text(text)
-    assert run_suite(project, test).returncode == 0
+    assert "skip_none parameter was deprecated" in result.stdout  # unchanged, the test passes in test_generated
