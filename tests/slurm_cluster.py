@@ -79,7 +79,7 @@ class SlurmCluster:
 
     def start(self) -> None:
         """Start munged, slurmctld and every slurmd (namespaced nodes: after `create_network`)."""
-        for name in ("state", "spool", "log", "munge"):
+        for name in ("state", "log", "munge", *(f"spool/{node.name}" for node in self.nodes)):
             (self.folder / name).mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o755)  # munged refuses a socket folder that others can write
         (self.folder / "munge").chmod(0o700)
@@ -108,18 +108,12 @@ class SlurmCluster:
             slurmd = f"exec slurmd -D -N {node.name} -f {self.folder / 'slurm.conf'}"
             if node.namespace is None:
                 command = ["sh", "-c", slurmd]
-            else:  # its own hostname too, as on a real node: gloo and Lightning find the node by it
-                command = [
-                    "ip",
-                    "netns",
-                    "exec",
-                    node.namespace,
-                    "unshare",
-                    "--uts",
-                    "sh",
-                    "-c",
-                    f"hostname {node.name} && {slurmd}",
-                ]
+            else:
+                # Its own network, hostname and /etc/hosts, as on a real node: Lightning and gloo find nodes by name.
+                # (nsenter, not `ip netns exec`, which mounts a new /sys without the cgroup folder slurmd needs.)
+                setup = f"mount --bind {self.folder / 'hosts'} /etc/hosts && hostname {node.name} && {slurmd}"
+                command = ["nsenter", f"--net=/run/netns/{node.namespace}", "unshare", "--uts", "--mount"]
+                command += ["sh", "-c", setup]
             self.spawn(f"slurmd-{node.name}", command)
         self.wait_until(self.nodes_idle, "every node to be idle in sinfo")
 
@@ -170,6 +164,7 @@ class SlurmCluster:
         """A bridge with the controller's address, and one namespace per node on it with a hosts file naming all."""
         bridge = f"sb{os.getpid()}"[:15]
         hosts = "".join(f"{node.address} {node.name}\n" for node in [self.controller, *self.nodes])
+        (self.folder / "hosts").write_text(f"127.0.0.1 localhost\n{hosts}")
         self.run_ip("link", "add", bridge, "type", "bridge")
         self.run_ip("addr", "add", f"{self.controller.address}/24", "dev", bridge)
         self.run_ip("link", "set", bridge, "up")
@@ -184,10 +179,6 @@ class SlurmCluster:
             self.run_ip(*within, "addr", "add", f"{node.address}/24", "dev", inside)
             self.run_ip(*within, "link", "set", inside, "up")
             self.run_ip(*within, "link", "set", "lo", "up")
-            # `ip netns exec` mounts /etc/netns/<namespace>/hosts over /etc/hosts for what runs inside.
-            etc = Path("/etc/netns") / node.namespace
-            etc.mkdir(parents=True, exist_ok=True)
-            (etc / "hosts").write_text(f"127.0.0.1 localhost\n{hosts}")
         self.bridge = bridge
 
     def run_ip(self, *args: str) -> None:
@@ -199,7 +190,6 @@ class SlurmCluster:
         for node in self.nodes:
             if node.namespace:
                 subprocess.run(["ip", "netns", "delete", node.namespace], capture_output=True, check=False)
-                shutil.rmtree(Path("/etc/netns") / node.namespace, ignore_errors=True)
         if getattr(self, "bridge", None):
             subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
 

@@ -126,6 +126,7 @@ def test_sigusr1_checkpoints_requeues_and_the_job_resumes_to_the_uninterrupted_s
 
 def test_sweep_sbatch_array_tasks_share_one_study(slurm_cluster: SlurmCluster, render: Render) -> None:
     import optuna  # noqa: PLC0415  (only this test needs it)
+    from optuna.trial import TrialState  # noqa: PLC0415
 
     project = render({**CPU_DDP_SLURM, "devices": "1", "strategy": "auto", "hpo": "optuna"})
     install_editable(project)
@@ -141,10 +142,10 @@ def test_sweep_sbatch_array_tasks_share_one_study(slurm_cluster: SlurmCluster, r
     )
     settings = yaml.safe_load((project / "configs/sweep.yaml").read_text())
     study = optuna.load_study(study_name=settings["study_name"], storage=f"sqlite:///{project / 'logs/sweep.db'}")
-    finished = [trial for trial in study.trials if trial.state.is_finished() and not trial.user_attrs.get("surplus")]
-    assert len([trial for trial in finished if trial.state != optuna.trial.TrialState.FAIL]) == n_trials, output
+    finished = [trial for trial in study.trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == n_trials, output[-4000:]
     best = yaml.safe_load((project / "configs/best.yaml").read_text())
-    assert best, output
+    assert best["model"]["lr"] == study.best_trial.params["model.lr"]
 
 
 def test_fit_sbatch_runs_ddp_across_two_nodes(two_node_slurm_cluster: SlurmCluster, render: Render) -> None:
