@@ -81,8 +81,8 @@ class SlurmCluster:
         """Start munged, slurmctld and every slurmd (namespaced nodes: after `create_network`)."""
         for name in ("state", "log", "munge", *(f"spool/{node.name}" for node in self.nodes)):
             (self.folder / name).mkdir(parents=True, exist_ok=True)
-        self.folder.chmod(0o755)  # munged refuses a socket folder that others can write
-        (self.folder / "munge").chmod(0o700)
+        for folder in (self.folder, self.folder / "munge"):
+            folder.chmod(0o755)  # munged wants its socket reachable by all, and writable by root only
         key = self.folder / "munge" / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o600)

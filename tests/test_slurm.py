@@ -10,12 +10,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-import torch
 import yaml
 from conftest import Render
-from lightning.pytorch import Callback, Trainer
+from pause_at_step import PAUSED, RESUME
 from slurm_cluster import SlurmCluster, slurm_cluster, two_node_slurm_cluster
 from test_generated import install_editable
 
@@ -24,27 +24,11 @@ __all__ = ["slurm_cluster", "two_node_slurm_cluster"]  # fixtures, used by name
 
 CPU_DDP_SLURM = {"accelerator": "cpu", "devices": "2", "strategy": "ddp", "launcher": "slurm"}
 SHORT_FIT = ["--trainer.limit_train_batches=4", "--trainer.limit_val_batches=2", "--trainer.enable_progress_bar=false"]
-PAUSED, RESUME = "paused-at-step", "resume"
-
-
-class PauseAtStep(Callback):
-    """Hold training after `step` until a file `resume` appears in the working folder, so a test can signal a job
-    at a known step. A requeued run restored past `step` does not pause."""
-
-    def __init__(self, step: int = 5) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer: Trainer, *args: object) -> None:
-        if trainer.global_step != self.step:
-            return
-        Path(PAUSED).touch()
-        while not Path(RESUME).exists():
-            time.sleep(0.1)
 
 
 def job_environment() -> dict[str, str]:
     """What the job inherits from sbatch: this environment's commands first (the project is installed here), and
-    this folder on the path for PauseAtStep."""
+    this folder on the path for pause_at_step."""
     return {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(Path(__file__).parent)}
 
 
@@ -59,11 +43,17 @@ def submit(cluster: SlurmCluster, project: Path, *args: str) -> tuple[str, str]:
     return job, output
 
 
-def only_checkpoint(project: Path, name: str) -> dict[str, object]:
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    import torch  # noqa: PLC0415  (here, so that collecting these tests elsewhere does not import torch)
+
+    checkpoint: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    return checkpoint
+
+
+def only_checkpoint(project: Path, name: str) -> dict[str, Any]:
     found = list(project.glob(f"logs/**/{name}"))
     assert len(found) == 1, found
-    checkpoint: dict[str, object] = torch.load(found[0], map_location="cpu", weights_only=False)
-    return checkpoint
+    return load_checkpoint(found[0])
 
 
 def train_samples(project: Path) -> int:
@@ -102,7 +92,7 @@ def test_sigusr1_checkpoints_requeues_and_the_job_resumes_to_the_uninterrupted_s
         "--trainer.strategy=auto",
         "--trainer.max_epochs=3",
         *SHORT_FIT,
-        f"--trainer.callbacks+={__name__}.PauseAtStep",
+        "--trainer.callbacks+=pause_at_step.PauseAtStep",
         cwd=project,
         env=job_environment(),
     )
@@ -115,12 +105,12 @@ def test_sigusr1_checkpoints_requeues_and_the_job_resumes_to_the_uninterrupted_s
     output = (project / f"slurm-{job}.out").read_text()
     assert states == {job: "COMPLETED"}, output[-4000:]
     print(f"fit.sbatch interrupted by SIGUSR1, requeued and resumed: {time.monotonic() - started:.1f} s")
-    saved = torch.load(project / "logs/hpc_ckpt_1.ckpt", map_location="cpu", weights_only=False)
+    saved = load_checkpoint(project / "logs/hpc_ckpt_1.ckpt")
     assert saved["global_step"] == 5
     assert re.search(r"Restored all states from the checkpoint at \S*logs/hpc_ckpt_1\.ckpt", output), output[-4000:]
     # The requeued run logs to a new version folder; its last.ckpt is the newest.
     newest = max(project.glob("logs/**/last.ckpt"), key=lambda path: path.stat().st_mtime)
-    last = torch.load(newest, map_location="cpu", weights_only=False)
+    last = load_checkpoint(newest)
     assert (last["epoch"], last["global_step"]) == (2, 3 * 4)  # max_epochs x limit_train_batches, as if never stopped
 
 
