@@ -72,3 +72,13 @@ def test_defaults_never_land_on_a_refused_answer(template_dir: Path, tmp_path: P
     for index, error in refused.items():
         assert re.match(r"Validation error for question '(devices|num_nodes)'", error), (given[index], error)
     assert len(refused) == 7  # mps with 2 devices (x2 node counts), and 2 nodes with mps or devices auto
+
+
+@pytest.mark.parametrize("hpo", ["none", "optuna"])
+def test_sbatch_scripts_ask_for_one_cpu_per_data_worker_plus_one(render: Render, hpo: str) -> None:
+    project = render({**GPU_CLUSTER, "hpo": hpo})
+    workers = yaml.safe_load((project / "configs/default.yaml").read_text())["data"]["num_workers"]
+    for script in project.glob("slurm/*.sbatch"):
+        assert f"#SBATCH --cpus-per-task={workers + 1}\n" in script.read_text(), script.name
+    assert len(list(project.glob("slurm/*.sbatch"))) == (2 if hpo == "optuna" else 1)
+    assert "before the script's name" in (project / "README.md").read_text()
