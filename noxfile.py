@@ -137,10 +137,20 @@ def visible_gpus() -> int:
     return listing.stdout.count("GPU ") if listing.returncode == 0 else 0
 
 
+RUN_CLASSES = "run_classes"  # the gpu session's run matrix, beside the answer sets
+DEEPSPEED = re.search(r'"(deepspeed>=[^"]+)"', (ROOT / "template/pyproject.toml.jinja").read_text())[1]
+
+
 @nox.session(name="gpu")
-@nox.parametrize("answer_set", list(GPU_ANSWER_SETS))
+@nox.parametrize("answer_set", [*GPU_ANSWER_SETS, RUN_CLASSES])
 def gpu(session: nox.Session, answer_set: str) -> None:
-    """A GPU answer set rendered and its tests run on CUDA (CUDA torch from PyPI); skipped without enough GPUs."""
+    """A GPU answer set rendered and its tests run on CUDA (CUDA torch from PyPI); skipped without enough GPUs.
+
+    `run_classes`: every GPU run-time class (tests/test_device_classes.py) trains, tests, predicts and resumes.
+    """
+    if answer_set == RUN_CLASSES:
+        gpu_run_classes(session)
+        return
     answers = GPU_ANSWER_SETS[answer_set]
     needed, found = int(answers["devices"]), visible_gpus()
     if found < needed:
@@ -151,6 +161,21 @@ def gpu(session: nox.Session, answer_set: str) -> None:
     session.install("-e", ".", *test_group(project), env=KEEP_INSTALLED_TORCH)
     session.run("python", "-c", "import torch; assert torch.cuda.is_available(), 'this torch build has no CUDA'")
     session.run("pytest", "-q", "-rs", "-m", "not slow", *session.posargs)
+
+
+def gpu_run_classes(session: nox.Session) -> None:
+    """One GPU runs every one-process GPU class; the two-process ones skip, with the reason, below two GPUs.
+
+    DeepSpeed is built from its source archive without its CUDA kernels (DS_BUILD_OPS=0, compiled on first use), against
+    the torch already installed.
+    """
+    if visible_gpus() == 0:
+        session.skip("the GPU run classes need a CUDA GPU; nvidia-smi lists none on this machine")
+    install_test_stack(session)
+    session.install("setuptools", "wheel")
+    session.install("--no-build-isolation", DEEPSPEED, env={"DS_BUILD_OPS": "0"})
+    session.run("python", "-c", "import torch; assert torch.cuda.is_available(), 'this torch build has no CUDA'")
+    session.run("pytest", "-rs", "tests/test_device_classes.py", *session.posargs)
 
 
 @nox.session

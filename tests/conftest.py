@@ -16,6 +16,14 @@ from plumbum import local
 
 REPO = Path(__file__).resolve().parents[1]
 Render = Callable[..., Path]
+REPORTS: dict[str, list[str]] = {}  # title -> lines that tests hand to pytest's summary, shown when they pass too
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for title, lines in REPORTS.items():
+        terminalreporter.write_sep("=", title)
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

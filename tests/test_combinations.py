@@ -18,6 +18,7 @@ import yaml
 from answer_sets import expected_files
 from combinations import AXES, all_combinations, expected_refusal, output_digest, render_many
 from conftest import answers_of
+from run_matrix import CPU_CLASSES, DEVICE_CLASSES, classes_of
 
 JINJA_MARKERS = ("{{", "{%", "{#")
 GITHUB_EXPRESSION = re.compile(r"\$\{\{[^}]*\}\}")  # `${{ github.ref }}` in workflows is GitHub's, not Jinja
@@ -47,6 +48,15 @@ def check_trainer_config(project: Path, answers: dict[str, Any]) -> None:
     spans_processes = answers["num_nodes"] > 1 or (devices != "auto" and int(devices) > 1)
     runs = "ddp" if answers["strategy"] == "auto" and spans_processes else answers["strategy"]
     assert trainer["strategy"] == runs
+
+
+def check_run_classes(project: Path, launcher: str) -> None:
+    """The hardware the rendered config trains on belongs to classes that the run matrix (CPU, in CI) or `nox -s gpu`
+    runs: a combination counts as valid only when its classes ran."""
+    trainer = yaml.safe_load((project / "configs/default.yaml").read_text())["trainer"]
+    hardware = {key: trainer[key] for key in ("accelerator", "strategy", "num_nodes", "precision")}
+    classes = classes_of({**hardware, "devices": str(trainer["devices"]), "launcher": launcher})
+    assert classes <= {*CPU_CLASSES, *DEVICE_CLASSES}, f"{project}: {classes} run nowhere"
 
 
 def check_sbatch(project: Path, answers: dict[str, Any]) -> None:
@@ -91,6 +101,7 @@ def test_every_hardware_combination(template_dir: Path, tmp_path: Path) -> None:
         files = {str(path.relative_to(project)) for path in project.rglob("*") if path.is_file()}
         assert files == expected_files(answers), combinations[index]
         check_trainer_config(project, combinations[index])
+        check_run_classes(project, combinations[index]["launcher"])
         if combinations[index]["launcher"] == "slurm":
             check_sbatch(project, combinations[index])
         unique.setdefault(output_digest(project), project)
@@ -151,3 +162,19 @@ def test_the_oracle_agrees_with_lightning_on_cpu() -> None:
         assert kept == (expected_refusal(answers) is None), answers
         checked += 1
     assert checked == 3 * 4 * 5
+
+
+def test_cpu_classes_are_every_cpu_strategy_precision_and_process_count_and_both_launchers() -> None:
+    """What tests/test_run_matrix.py runs: cpu x {auto (one process), ddp, ddp_spawn} x the four CPU precisions x
+    {1, 2 processes}, and the torchrun and SLURM launchers."""
+    precisions = {"32-true", "bf16-mixed", "bf16-true", "64-true"}
+    local = {(c.strategy, c.precision, c.processes) for c in CPU_CLASSES if c.launcher == "local"}
+    expected = {("auto", precision, 1) for precision in precisions} | {
+        (strategy, precision, processes)
+        for strategy in ("ddp", "ddp_spawn")
+        for precision in precisions
+        for processes in (1, 2)
+    }
+    assert local == expected
+    assert {c.launcher for c in CPU_CLASSES} == {"local", "torchrun", "slurm"}
+    assert len(CPU_CLASSES) == len(expected) + 2

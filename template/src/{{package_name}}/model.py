@@ -4,6 +4,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import CosineAnnealingLR
@@ -49,7 +51,21 @@ class Classifier(L.LightningModule):
         self.test_acc = MulticlassAccuracy(num_classes)
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
-        self.example_input_array = torch.zeros(1, input_dim)
+        self.example_input_array = torch.zeros(1, input_dim)  # for the model summary's layer shapes and FLOPs
+
+    def setup(self, stage: str) -> None:
+        """Cast the summary's example input as the precision plugin casts every batch (float64 for 64-true, bfloat16
+        for bf16-true and DeepSpeed): the summary runs it through weights already converted to that dtype."""
+        strategy = self.trainer.strategy
+        if isinstance(strategy, FSDPStrategy) and strategy.world_size > 1:
+            rank_zero_info(
+                f"Model summary without layer shapes and FLOPs: FSDP shards the weights over {strategy.world_size}"
+                " processes, and the summary would run the example input outside FSDP, on one process's shard."
+            )
+            self.example_input_array = None
+            return
+        example = torch.zeros(1, self.hparams["input_dim"])
+        self.example_input_array = self.trainer.precision_plugin.convert_input(example)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.net(x)

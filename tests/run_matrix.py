@@ -1,0 +1,105 @@
+"""Run-time classes: the valid hardware combinations grouped by what Lightning does differently when they train.
+
+A class is platform x strategy x precision x processes x launcher, with these equivalences (Lightning 2.6):
+- accelerator `auto` trains as `cpu` on a machine without CUDA (CI's) and as `gpu` on a CUDA machine: it belongs to
+  the cpu class and to the gpu class with the same strategy and precision.
+- the strategy is the one the rendered config runs (`trainer_strategy`: `auto` with several processes is `ddp`).
+- processes = devices x num_nodes, where `devices: auto` is 1 on CPU (CPUAccelerator counts one device) and on the
+  one GPU `nox -s gpu` has; two or more processes run the same code paths, so 2 stands for every count above 1.
+- a torchrun or SLURM launcher only sets each process's rank variables: with one process it trains as the local
+  class; with several, the combination needs the local class of its strategy, precision and process count (the
+  precision plugin and the collectives act the same whoever started the processes) and the launcher's own class,
+  which runs ddp in 32-true over two single-process nodes on CPU.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from combinations import all_combinations, expected_refusal
+
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "bf16-true", "64-true")
+
+
+@dataclass(frozen=True, order=True)
+class RunClass:
+    platform: str  # cpu, gpu or mps
+    strategy: str
+    precision: str
+    processes: int  # 1, or 2 for any count above 1
+    launcher: str = "local"
+
+    @property
+    def name(self) -> str:
+        return f"{self.platform}-{self.strategy}-{self.precision}-{self.processes}p-{self.launcher}"
+
+    @property
+    def package(self) -> str:
+        """The rendered project's package name: one per class, so their modules can share one Python process."""
+        return "m_" + self.name.replace("-", "_")
+
+    def answers(self) -> dict[str, Any]:
+        """Answers that render a project of this class (the launcher classes use two single-process nodes)."""
+        nodes = 2 if self.launcher != "local" else 1
+        devices = 1 if self.launcher != "local" else self.processes
+        return {
+            "package_name": self.package,
+            "accelerator": self.platform,
+            "devices": str(devices),
+            "strategy": self.strategy,
+            "num_nodes": nodes,
+            "precision": self.precision,
+            "launcher": self.launcher,
+            "logger": "csv",
+            "ci": False,
+        }
+
+
+def processes(answers: dict[str, Any]) -> int:
+    devices = 1 if answers["devices"] == "auto" else int(answers["devices"])
+    return min(2, devices * answers["num_nodes"])
+
+
+def trainer_strategy(answers: dict[str, Any]) -> str:
+    return "ddp" if answers["strategy"] == "auto" and processes(answers) > 1 else answers["strategy"]
+
+
+def launcher_class(launcher: str) -> RunClass:
+    return RunClass("cpu", "ddp", "32-true", 2, launcher)
+
+
+def classes_of(answers: dict[str, Any]) -> set[RunClass]:
+    """The classes that must run for a valid combination to count as valid."""
+    platforms = {"cpu": ["cpu"], "auto": ["cpu", "gpu"], "gpu": ["gpu"], "mps": ["mps"]}[answers["accelerator"]]
+    count = processes(answers)
+    classes = {RunClass(platform, trainer_strategy(answers), answers["precision"], count) for platform in platforms}
+    if answers["launcher"] != "local" and count > 1:
+        classes.add(launcher_class(answers["launcher"]))
+    return classes
+
+
+def valid_combinations() -> list[dict[str, Any]]:
+    return [answers for answers in all_combinations() if expected_refusal(answers) is None]
+
+
+def needed_classes() -> set[RunClass]:
+    return {run_class for answers in valid_combinations() for run_class in classes_of(answers)}
+
+
+CPU_CLASSES = sorted(run_class for run_class in needed_classes() if run_class.platform == "cpu")
+# Run by `nox -s gpu` (tests/test_device_classes.py); the mps ones there too, on a Mac.
+DEVICE_CLASSES = sorted(run_class for run_class in needed_classes() if run_class.platform != "cpu")
+
+SHORT_RUN = ["--config", "configs/limit_batches.yaml", "--trainer.enable_progress_bar=false"]
+# The four commands each class runs, in order: a 2-epoch fit, test and predict on its last.ckpt, a resume to epoch 3.
+STEPS: dict[str, list[str]] = {
+    "fit": ["fit", *SHORT_RUN],
+    "test": ["test", "--ckpt_path", "last", *SHORT_RUN],
+    "predict": ["predict", "--ckpt_path", "last", *SHORT_RUN],
+    "resume": ["fit", "--ckpt_path", "last", *SHORT_RUN, "--trainer.max_epochs=3"],
+}
+
+
+def runs_in_process(run_class: RunClass) -> bool:
+    """One Python process can hold it: no launcher that re-executes the command line (ddp over several processes,
+    torchrun, srun). ddp_spawn's children are spawned by Lightning from that process, as from the command."""
+    return run_class.launcher == "local" and (run_class.processes == 1 or run_class.strategy == "ddp_spawn")

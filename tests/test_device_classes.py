@@ -1,0 +1,59 @@
+"""The GPU (and MPS) run-time classes: each renders a project and runs fit, test, predict and a resume through its
+command, with the same checks as the CPU matrix; FSDP and DeepSpeed resume and test from their own checkpoints.
+
+Run by `nox -s gpu` on a CUDA machine (one GPU runs every one-process class; the two-process ones need two), the MPS
+classes on a Mac. Each class skips with its reason where its hardware or DeepSpeed is missing.
+"""
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from class_runs import StepResult, check_results, launch, launcher_commands, prepare_data, render_classes
+from conftest import REPORTS
+from run_matrix import DEVICE_CLASSES, STEPS, RunClass
+
+pytestmark = pytest.mark.device
+
+
+def missing(run_class: RunClass) -> str | None:
+    """Why this machine cannot run the class, or None."""
+    if run_class.platform == "mps":
+        return None if torch.backends.mps.is_available() else "needs Apple's MPS; none on this machine"
+    if not torch.cuda.is_available():
+        return "needs a CUDA GPU; none is visible here"
+    if torch.cuda.device_count() < run_class.processes:
+        return f"needs {run_class.processes} CUDA GPUs; {torch.cuda.device_count()} visible"
+    if "bf16" in run_class.precision and not torch.cuda.is_bf16_supported():
+        return "this GPU has no bfloat16"
+    if run_class.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        return "deepspeed is not installed (nox -s gpu installs it from its source archive, DS_BUILD_OPS=0)"
+    return None
+
+
+@pytest.mark.parametrize("run_class", DEVICE_CLASSES, ids=[run_class.name for run_class in DEVICE_CLASSES])
+def test_device_class_fits_tests_predicts_and_resumes(template_dir: Path, tmp_path: Path, run_class: RunClass) -> None:
+    reason = missing(run_class)
+    if reason:
+        pytest.skip(reason)
+    project = render_classes(template_dir, tmp_path / "projects", [run_class])[run_class]
+    data_dir = tmp_path / "data"
+    prepare_data(project, run_class.package, data_dir)
+    results = []
+    for step, args in STEPS.items():
+        started = time.perf_counter()
+        ok, error = launch(launcher_commands(run_class, project, [*args, f"--data.data_dir={data_dir}"]), project)
+        results.append(StepResult(run_class.name, step, ok, time.perf_counter() - started, error))
+        if not ok:
+            break
+    problems = check_results(run_class, project) if all(result.ok for result in results) else []
+    passed = len(results) == len(STEPS) and all(result.ok for result in results) and not problems
+    commands = ",".join(result.step for result in results)
+    seconds = sum(result.seconds for result in results)
+    REPORTS.setdefault("run matrix (device classes)", []).append(
+        f"{run_class.name:<36} {commands:<26} {'pass' if passed else 'FAIL':<6} {seconds:>8.1f}"
+    )
+    assert all(result.ok for result in results), f"{results[-1].step}: {results[-1].error}"
+    assert not problems, problems
