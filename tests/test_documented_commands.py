@@ -5,11 +5,11 @@ pytest files and markers, sbatch scripts, subcommands) are checked whether it ru
 How the commands of a generated project (README.md, AGENTS.md, CLAUDE.md, .github/agents/*.md) run, in document order:
 - The project's own programs (`<package>`, `<package>-tune`, `<package>-sweep`, `python -m <package>`) run in every
   answer set, unless an earlier answer set ran the same text with the same configs/default.yaml, cli.py and entry
-  module (`optuna_sweep` changes neither for `fit`), through their console-script entry points, one process per set (entry_point_runner.py: Lightning
-  is imported once instead of once per command). A command that trains gets SHORT_RUN (or TUNE_SHORT, SWEEP_SHORT)
-  appended, before any `>` redirection; where the answers, or the command itself, ask for a GPU or more than one
-  device or node, SINGLE_CPU too: this machine has 2 CPU cores and no GPU (tests/test_distributed.py in the generated
-  suite runs several processes).
+  module (`optuna_sweep` changes none of them for `fit`). They run through their console-script entry points, one
+  process per answer set (entry_point_runner.py: Lightning is imported once instead of once per command). A command
+  that trains gets SHORT_RUN (or TUNE_SHORT, SWEEP_SHORT) appended, before any `>` redirection; where the answers, or
+  the command itself, ask for a GPU or more than one device or node, SINGLE_CPU too: this machine has 2 CPU cores and
+  no GPU (tests/test_distributed.py in the generated suite runs several processes).
 - Install commands (pip, uv) run in one fresh virtual environment that the documented `python -m venv` line creates,
   shared by the answer sets: each distinct text runs once, in the first answer set that shows it.
 - Any other command runs with bash in the project, once per distinct text across the answer sets.
@@ -122,7 +122,10 @@ def project_commands(project: Path) -> list[Command]:
     commands = itertools.chain.from_iterable(
         collect(path, set(scripts_of(project)), str(path.relative_to(project))) for path in documents(project)
     )
-    return list({command.text: command for command in reversed(list(commands))}.values())[::-1]
+    unique: dict[str, Command] = {}
+    for command in commands:
+        unique.setdefault(command.text, command)
+    return list(unique.values())
 
 
 def entry_point(command: Command, project: Path) -> str | None:
