@@ -57,12 +57,16 @@ class Command:
             return self.text.split()
 
     @property
+    def assignments(self) -> dict[str, str]:
+        """The leading `NAME=value` words: the environment the command runs with."""
+        pairs = itertools.takewhile(ASSIGNMENT.match, self.words)
+        return dict(word.split("=", 1) for word in pairs)
+
+    @property
     def program_words(self) -> list[str]:
-        """The words after any leading `NAME=value` assignments."""
-        words = self.words
-        while words and ASSIGNMENT.match(words[0]):
-            words = words[1:]
-        return words
+        """The words after the leading assignments and a leading `uv run` (which runs them in the project's venv)."""
+        words = self.words[len(self.assignments) :]
+        return words[2:] if words[:2] == ["uv", "run"] else words
 
 
 def without_comment(line: str) -> str:

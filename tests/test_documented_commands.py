@@ -101,7 +101,9 @@ NOT_RUNNABLE = {
 def not_runnable_reason(command: Command) -> str | None:
     if re.search(r"<[^>]+>", command.text):
         return "holds a <placeholder> for the reader's own value"
-    return next((reason for pattern, reason in NOT_RUNNABLE.items() if re.fullmatch(pattern, command.text)), None)
+    texts = (command.text, " ".join(command.program_words))  # `uv run nox -s tests` is listed as `nox -s tests`
+    matches = (reason for pattern, reason in NOT_RUNNABLE.items() if any(re.fullmatch(pattern, t) for t in texts))
+    return next(matches, None)
 
 
 def documents(project: Path) -> list[Path]:
@@ -178,11 +180,7 @@ def short_run(words: list[str], trainer: dict[str, Any]) -> list[str]:
 
 
 def runner_request(command: Command, project: Path, entry: str) -> dict[str, Any]:
-    words = command.words
-    environment = {}
-    while "=" in words[0] and not words[0].startswith("-"):
-        name, value = words.pop(0).split("=", 1)
-        environment[name] = value
+    words = command.program_words
     stdout = None
     if ">" in words:
         index = words.index(">")
@@ -193,7 +191,7 @@ def runner_request(command: Command, project: Path, entry: str) -> dict[str, Any
     argv = [*words, *short_run(command.program_words, trainer)]
     if entry.startswith("-m"):
         argv = argv[2:]
-    return {"argv": argv, "entry": entry, "environment": environment, "stdout": stdout}
+    return {"argv": argv, "entry": entry, "environment": command.assignments, "stdout": stdout}
 
 
 def run_entry_points(project: Path, requests: list[dict[str, Any]]) -> list[int]:
@@ -221,8 +219,12 @@ def bash(command: str, cwd: Path, environment: dict[str, str]) -> subprocess.Com
 
 
 def is_install(command: Command) -> bool:
-    words = command.program_words
-    return words[:1] in (["pip"], ["uv"]) or words[:3] in (["python", "-m", "venv"], ["python", "-m", "pip"])
+    words = command.words[len(command.assignments) :]
+    return (
+        words[:1] == ["pip"]
+        or words[:2] in (["uv", "sync"], ["uv", "pip"], ["uv", "lock"], ["uv", "add"])
+        or words[:3] in (["python", "-m", "venv"], ["python", "-m", "pip"])
+    )
 
 
 class Ledger:
