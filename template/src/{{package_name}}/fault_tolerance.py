@@ -6,14 +6,15 @@ whichever is newer. A run that ended (max_epochs reached, or stopped early) cont
 """
 
 import os
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
-from lightning.pytorch.loops import _FitLoop
+from lightning.pytorch.loops.fit_loop import _FitLoop
 from lightning.pytorch.loops.loop import _Loop
+from lightning.pytorch.loops.progress import _ProcessedTracker
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -100,7 +101,8 @@ class EpochEndResumeFitLoop(_FitLoop):
 
     Lightning 2.6 treats every resume under `max_steps` as a restart inside the saved epoch and calls its epoch-end
     hooks again without running validation, so EarlyStopping fails: "Early stopping conditioned on metric `val/acc`
-    which is not available" (Lightning-AI/pytorch-lightning#19617). Mid-epoch checkpoints still restart mid-epoch.
+    which is not available" (`_FitLoop.restarting` is always true under `max_steps`). Mid-epoch checkpoints still
+    restart mid-epoch.
     """
 
     @classmethod
@@ -111,9 +113,9 @@ class EpochEndResumeFitLoop(_FitLoop):
 
     @_Loop.restarting.setter  # type: ignore[attr-defined]  # a property of _Loop, overridden as _FitLoop does
     def restarting(self, restarting: bool) -> None:
-        progress = self.epoch_progress.current
-        epoch_unfinished = progress.ready != progress.processed or progress.started != progress.processed
-        _Loop.restarting.fset(self, restarting and epoch_unfinished)  # type: ignore[attr-defined]
+        progress = cast(_ProcessedTracker, self.epoch_progress.current)  # declared as its base class
+        epoch_finished = progress.ready == progress.started == progress.processed
+        _Loop.restarting.fset(self, restarting and not epoch_finished)  # type: ignore[attr-defined]
 
 
 class RNGStateCheckpoint(Callback):
