@@ -2,14 +2,19 @@
 
 A killed run (SIGKILL, out of memory, a node failure) resumes from the newest `last.ckpt`, written every epoch; a
 stopped one (SIGTERM from SLURM or `kill`, Ctrl+C) first writes `last-interrupted.ckpt`. `--ckpt_path last` picks
-whichever is newer.
+whichever is newer. A run that ended (max_epochs reached, or stopped early) continues with more epochs the same way.
 """
 
-from typing import Any
+import os
+from typing import Any, cast
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
+from lightning.pytorch.loops.fit_loop import _FitLoop
+from lightning.pytorch.loops.loop import _Loop
+from lightning.pytorch.loops.progress import _ProcessedTracker
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -36,16 +41,24 @@ class StopOnNonFiniteLoss(Callback):
         )
 
 
-class PreemptionCheckpoint(OnExceptionCheckpoint):
+class PreemptionCheckpoint(Checkpoint):
     """Save a checkpoint when `fit` is stopped by SIGTERM (SLURM preemption, `kill`) or Ctrl+C, to resume from.
 
     Errors are not checkpointed: the weights at an error are rarely worth resuming. The file goes next to the run's
     other checkpoints unless `dirpath` is given, and is removed again when a run finishes normally.
+
+    Not Lightning's `OnExceptionCheckpoint`: with one among the callbacks, Lightning turns every fresh `fit` into
+    `fit(ckpt_path="last")` and warns twice about a checkpoint nobody asked for. `--ckpt_path last` finds this file.
     """
 
     def __init__(self, dirpath: str | None = None, filename: str = "last-interrupted") -> None:
-        super().__init__(dirpath=dirpath or "", filename=filename)
+        self.dirpath = dirpath or ""
+        self.filename = filename
         self.follow_run_directory = dirpath is None
+
+    @property
+    def ckpt_path(self) -> str:
+        return os.path.join(self.dirpath, f"{self.filename}.ckpt")
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.follow_run_directory:
@@ -57,8 +70,52 @@ class PreemptionCheckpoint(OnExceptionCheckpoint):
         stopped = isinstance(exception, SIGTERMException | KeyboardInterrupt)
         if not stopped or trainer.state.fn != TrainerFn.FITTING:
             return
-        super().on_exception(trainer, pl_module, exception)
+        trainer.save_checkpoint(self.ckpt_path)
         rank_zero_info(f"Stopped at step {trainer.global_step}: saved {self.ckpt_path}; resume with --ckpt_path last")
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == TrainerFn.FITTING:
+            trainer.strategy.remove_checkpoint(self.ckpt_path)
+
+
+class ExtendableEarlyStopping(EarlyStopping):
+    """Lightning's EarlyStopping, except that a run it stopped can be extended: `fit --ckpt_path last` with more
+    `max_epochs` trains until `patience` more epochs pass without beating the best score reached so far.
+
+    Restored from a run it had not stopped (a killed or preempted run), its state is kept as it was, so the resumed
+    run stops where the uninterrupted run would. `patience` is always the configured one, not the checkpoint's.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        patience = self.patience
+        super().load_state_dict(state_dict)
+        self.patience = patience
+        if self.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED:
+            self.wait_count, self.stopped_epoch = 0, 0
+            self.stopping_reason, self.stopping_reason_message = EarlyStoppingReason.NOT_STOPPED, None
+
+
+class EpochEndResumeFitLoop(_FitLoop):
+    """Lightning's fit loop, except that a run resumed from an end-of-epoch checkpoint starts the next epoch even when
+    `max_steps` is set.
+
+    Lightning 2.6 treats every resume under `max_steps` as a restart inside the saved epoch and calls its epoch-end
+    hooks again without running validation, so EarlyStopping fails: "Early stopping conditioned on metric `val/acc`
+    which is not available" (`_FitLoop.restarting` is always true under `max_steps`). Mid-epoch checkpoints still
+    restart mid-epoch.
+    """
+
+    @classmethod
+    def replacing(cls, loop: _FitLoop) -> "EpochEndResumeFitLoop":
+        replacement = cls(loop.trainer, min_epochs=loop.min_epochs, max_epochs=loop.max_epochs)
+        replacement.epoch_loop = loop.epoch_loop
+        return replacement
+
+    @_Loop.restarting.setter  # type: ignore[attr-defined]  # a property of _Loop, overridden as _FitLoop does
+    def restarting(self, restarting: bool) -> None:
+        progress = cast(_ProcessedTracker, self.epoch_progress.current)  # declared as its base class
+        epoch_finished = progress.ready == progress.started == progress.processed
+        _Loop.restarting.fset(self, restarting and not epoch_finished)  # type: ignore[attr-defined]
 
 
 class RNGStateCheckpoint(Callback):
