@@ -50,6 +50,7 @@ COMMON_FILES = {
     "configs/reproducible.yaml",
     "tests/conftest.py",
     "tests/test_datamodule.py",
+    "tests/test_device_syncs.py",
     "tests/test_fault_tolerance.py",
     "tests/test_distributed.py",
     "tests/test_gpu.py",
