@@ -17,7 +17,9 @@ class Classifier(L.LightningModule):
     """A multilayer perceptron classifier; replace `self.net` with your own architecture.
 
     Every `__init__` argument is a hyperparameter: LightningCLI exposes it as `--model.<name>`, it is saved in each
-    checkpoint, and the tuner can change `lr`.
+    checkpoint, and the tuner can change `lr`. `compile=True` (`configs/compile.yaml`) compiles the network with
+    `torch.compile`: the first steps wait for the compiler, later ones run fused kernels. Only `self.net` is compiled,
+    in place, so checkpoints keep the same keys with or without it and load either way.
     """
 
     def __init__(
@@ -28,6 +30,7 @@ class Classifier(L.LightningModule):
         dropout: float = 0.1,
         lr: float = 3e-3,
         weight_decay: float = 1e-2,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -41,6 +44,8 @@ class Classifier(L.LightningModule):
             nn.Dropout(dropout),
             nn.Linear(hidden_dim, num_classes),
         )
+        if compile:
+            self.net.compile()  # not the LightningModule, whose hooks and logging would break the graphs
         self.criterion = nn.CrossEntropyLoss()
         # Metrics per stage: each keeps its own running state and syncs across processes itself. They are updated
         # every batch and logged once per epoch (which computes and resets them): every `self.log` call costs time.
