@@ -33,11 +33,12 @@ def main() -> None:
         cli = cli_module.cli_main(cli_args)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
     trainer = cli.trainer
+    batch_size = synthetic.BATCH_SIZE if args.synthetic_samples else cli.datamodule.batch_size
     result = {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "steps": trainer.global_step,
-        "samples": trainer.global_step * (synthetic.BATCH_SIZE if args.synthetic_samples else cli.datamodule.batch_size),
+        "samples": trainer.global_step * batch_size,
         "epochs": trainer.current_epoch,
     }
     result["val_acc"] = float(trainer.callback_metrics.get("val/acc", float("nan")))
