@@ -14,24 +14,40 @@ import time
 from contextlib import nullcontext
 from typing import Any
 
+import synthetic
 import torch
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 
 def train(
-    package: str, data_dir: str, epochs: int, *, device: str = "cpu", precision: str = "32-true", seed: int = 42
+    package: str,
+    data_dir: str,
+    epochs: int,
+    *,
+    device: str = "cpu",
+    precision: str = "32-true",
+    seed: int = 42,
+    synthetic_samples: int = 0,
+    compiled: bool = False,
 ) -> dict[str, Any]:
-    """Train for `epochs` epochs; return wall and CPU seconds from data setup to the last validation, and the steps."""
+    """Train for `epochs` epochs; return wall and CPU seconds from data setup to the last validation, and the steps.
+
+    With `synthetic_samples`, train the GPU-sized workload of `synthetic.py` instead of the digits.
+    """
     datamodule_module = importlib.import_module(f"{package}.datamodule")
     model_module = importlib.import_module(f"{package}.model")
     start, start_cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(seed)
-    datamodule = datamodule_module.DigitsDataModule(data_dir=data_dir)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
-    model = model_module.Classifier().to(device)
+    if synthetic_samples:
+        train_loader, val_loader = synthetic.loaders(synthetic_samples)
+        model = model_module.Classifier(**synthetic.MODEL, compile=compiled).to(device)
+    else:
+        datamodule = datamodule_module.DigitsDataModule(data_dir=data_dir)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
+        model = model_module.Classifier(compile=compiled).to(device)
     autocast = torch.autocast(device, dtype=torch.bfloat16) if precision == "bf16-mixed" else nullcontext()
     criterion = torch.nn.CrossEntropyLoss()
     optimizer = AdamW(model.parameters(), lr=model.hparams["lr"], weight_decay=model.hparams["weight_decay"])
@@ -63,7 +79,15 @@ def train(
     if device == "cuda":
         torch.cuda.synchronize()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "steps": steps, "epochs": epochs, "val_acc": val_acc}
+    samples = steps * (train_loader.batch_size or 1)
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "steps": steps,
+        "samples": samples,
+        "epochs": epochs,
+        "val_acc": val_acc,
+    }
 
 
 def main() -> None:
@@ -74,9 +98,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true")
+    parser.add_argument("--synthetic-samples", type=int, default=0, help="train the GPU-sized synthetic workload")
+    parser.add_argument("--compile", action="store_true", help="compile the network, as configs/compile.yaml does")
     args = parser.parse_args()
     sys.path.insert(0, args.src)
-    print(json.dumps(train(args.package, args.data_dir, args.epochs, device=args.device, precision=args.precision)))
+    options = {"synthetic_samples": args.synthetic_samples, "compiled": args.compile}
+    result = train(args.package, args.data_dir, args.epochs, device=args.device, precision=args.precision, **options)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
+import synthetic
 from report import (
     Spread,
     machine_description,
@@ -31,6 +32,7 @@ from report import (
     plain_row,
     replace_readme_section,
     startup_row,
+    throughput_rows,
     training_row,
 )
 
@@ -92,18 +94,26 @@ def training(
     env: dict[str, str],
     device: str,
     precision: str,
+    synthetic_samples: int = 0,
+    compiled: bool = False,
 ) -> dict:
-    """Per-epoch seconds (wall and CPU) of the generated CLI, of the plain loop, and the difference, per repeat."""
+    """Per-epoch seconds (wall and CPU) of the generated CLI, of the plain loop, and the difference, per repeat.
+
+    With `synthetic_samples`, both train the GPU-sized workload of `synthetic.py`; `compiled` compiles the network.
+    """
+    workload = ["--synthetic-samples", str(synthetic_samples)]
+    model_options = synthetic.model_arguments(compiled) if synthetic_samples else []
     data_dir = work / "data"
     src = project / "src"
     short, long = epochs
 
     def lightning(n: int) -> dict[str, float]:
         run_dir = Path(tempfile.mkdtemp(dir=work))  # a fresh logs/ folder, as in a new run
-        args = ["fit", f"--trainer.max_epochs={n}", f"--data.data_dir={data_dir}", *HARDWARE[device]]
+        args = ["fit", f"--trainer.max_epochs={n}", f"--data.data_dir={data_dir}", *HARDWARE[device], *model_options]
         args.append(f"--trainer.precision={precision}")
+        script = [sys.executable, str(HERE / "cli_fit.py"), "--package", PACKAGE, "--src", str(src), *workload]
         result = json_run(
-            [sys.executable, str(HERE / "cli_fit.py"), "--package", PACKAGE, "--src", str(src), "--", *args],
+            [*script, "--", *args],
             run_dir,
             env,
         )
@@ -115,7 +125,7 @@ def training(
     def plain(n: int) -> dict[str, float]:
         command = [sys.executable, str(HERE / "plain_loop.py"), "--package", PACKAGE, "--src", str(src)]
         options = ["--data-dir", str(data_dir), "--epochs", str(n), "--device", device, "--precision", precision]
-        return json_run([*command, *options], work, env)
+        return json_run([*command, *options, *workload, *(["--compile"] if compiled else [])], work, env)
 
     plain(1)  # writes the dataset and warms the file cache
     lightning(1)
@@ -125,10 +135,13 @@ def training(
         steps = {name: runs[name][long]["steps"] for name in runs}
         if steps["generated"] != steps["plain"]:
             sys.exit(f"the two sides took different numbers of optimizer steps: {steps}")
+        samples_per_epoch = (runs["plain"][long]["samples"] - runs["plain"][short]["samples"]) / (long - short)
         for clock in ("seconds", "cpu_seconds"):
             for name, by_epochs in runs.items():
                 value = (by_epochs[long][clock] - by_epochs[short][clock]) / (long - short)
                 per_epoch.setdefault((clock, name), []).append(value)
+                if clock == "seconds":
+                    per_epoch.setdefault(("samples/s", name), []).append(samples_per_epoch / value)
             overhead = per_epoch[clock, "generated"][-1] - per_epoch[clock, "plain"][-1]
             per_epoch.setdefault((clock, "overhead"), []).append(overhead)
     return {key: Spread.of(values) for key, values in per_epoch.items()}
@@ -187,10 +200,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads on both sides (default 1)")
     parser.add_argument("--device", choices=tuple(HARDWARE), default="cpu", help="where both sides train")
     parser.add_argument("--precision", choices=("32-true", "bf16-mixed"), default="32-true")
+    parser.add_argument(
+        "--synthetic-samples",
+        type=int,
+        help="training samples per epoch of the GPU-sized workload (default 32768 on cuda, 1024 on cpu; 0: skip it)",
+    )
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args()
     if not 0 < args.epochs[0] < args.epochs[1]:
         parser.error("--epochs needs 0 < N < N_PLUS_K")
+    if args.synthetic_samples is None:
+        args.synthetic_samples = 32768 if args.device == "cuda" else 1024
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
 
     with tempfile.TemporaryDirectory(prefix="copier-lightning-bench-") as folder:
@@ -208,6 +228,20 @@ def main() -> None:
             device=args.device,
             precision=args.precision,
         )
+        gpu_sized = {}
+        if args.synthetic_samples:
+            for compiled in (False, True):
+                gpu_sized[compiled] = training(
+                    project,
+                    work,
+                    (1, 3),
+                    repeats=args.repeats,
+                    env=env,
+                    device=args.device,
+                    precision=args.precision,
+                    synthetic_samples=args.synthetic_samples,
+                    compiled=compiled,
+                )
 
     rows = [
         training_row(epochs["seconds", "generated"], epochs["seconds", "plain"], epochs["seconds", "overhead"]),
@@ -219,6 +253,8 @@ def main() -> None:
         plain_row("generation (`copier copy --defaults`)", generation),
         plain_row("time to green (generate, install with warm cache, generated tests)", green),
     ]
+    if gpu_sized:
+        rows += throughput_rows(gpu_sized[False], gpu_sized[True], on_gpu=args.device == "cuda")
     versions = {name: version(name) for name in ("torch", "lightning", "copier")}
     hardware = "CPU"
     if args.device == "cuda":
@@ -233,6 +269,10 @@ def main() -> None:
             f"Machine: {machine_description(versions)}; torch threads: {args.threads}.",
             f"Training: epochs {short} and {long} of the default config on {hardware} at {args.precision}.",
             f"Per epoch = (time of {long} epochs - time of {short} epochs) / {long - short}.",
+            (
+                f"GPU-sized workload (`benchmarks/synthetic.py`): {synthetic.MODEL}, batch {synthetic.BATCH_SIZE}, "
+                f"{args.synthetic_samples} samples per epoch, epochs 1 and 3."
+            ),
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `nox -s bench`.",
         ]
     )

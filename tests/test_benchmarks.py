@@ -18,8 +18,10 @@ from report import (
     markdown_table,
     replace_readme_section,
     startup_row,
+    throughput_rows,
     training_row,
 )
+from synthetic import BATCH_SIZE, MODEL
 
 
 def test_spread_is_median_and_range() -> None:
@@ -42,6 +44,15 @@ def test_startup_target_is_one_and_a_half_times_import() -> None:
     assert startup_row(Spread.of([1.5]), Spread.of([1.0])).verdict == "met"
     assert startup_row(Spread.of([1.6]), Spread.of([1.0])).comparison == "1.60x"
     assert startup_row(Spread.of([1.6]), Spread.of([1.0])).verdict == "missed"
+
+
+def test_gpu_sized_rows_are_judged_on_a_gpu_only() -> None:
+    eager = {("samples/s", "generated"): Spread.of([97.0]), ("samples/s", "plain"): Spread.of([100.0])}
+    compiled = {("samples/s", "generated"): Spread.of([130.0]), ("samples/s", "plain"): Spread.of([140.0])}
+    rows = throughput_rows(eager, compiled, on_gpu=True)
+    assert [row.verdict for row in rows] == ["met", "missed", "met"]  # 0.97x, 0.93x, compiled 1.34x eager
+    assert rows[2].comparison == "1.34x"
+    assert {row.verdict for row in throughput_rows(eager, compiled, on_gpu=False)} == {"GPU target"}
 
 
 def test_markdown_table_has_one_line_per_row_and_equal_columns() -> None:
@@ -79,3 +90,15 @@ def test_plain_loop_takes_the_same_steps_as_the_generated_cli(render: Render, tm
     assert plain["seconds"] > 0
     assert generated["cpu_seconds"] > 0
     assert (tmp_path / "logs" / "lightning_project" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_both_sides_train_the_gpu_sized_workload_alike(render: Render, tmp_path: Path) -> None:
+    project = render({})
+    common = ["--package", "lightning_project", "--src", str(project / "src"), "--synthetic-samples", "1024"]
+    plain_args = ["--data-dir", str(tmp_path / "data"), "--epochs", "1"]
+    plain = run_json(str(BENCHMARKS / "plain_loop.py"), *common, *plain_args, cwd=tmp_path)
+    sizes = [f"--model.{name}={value}" for name, value in MODEL.items()]
+    fit_args = ["fit", "--trainer.max_epochs=1", "--trainer.accelerator=cpu", *sizes]
+    generated = run_json(str(BENCHMARKS / "cli_fit.py"), *common, "--", *fit_args, cwd=tmp_path)
+    assert plain["steps"] == generated["steps"] == 1024 // BATCH_SIZE
+    assert plain["samples"] == generated["samples"] == 1024

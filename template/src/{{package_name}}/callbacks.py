@@ -41,7 +41,9 @@ class GradNormLogger(Callback):
     """Log the total gradient norm, and per-layer norms when asked, every `every_n_steps` optimizer steps.
 
     The norms are computed in `on_before_optimizer_step`, after gradient accumulation and unscaling, and only on the
-    logged steps: computing them on every step costs a pass over all parameters.
+    logged steps: computing them costs a pass over all parameters and a device sync. They are computed on the steps
+    that end with `global_step` a multiple of `every_n_steps`, which are Lightning's logging steps when
+    `every_n_steps` is a multiple of the Trainer's `log_every_n_steps`.
     """
 
     def __init__(self, every_n_steps: int = 50, norm_type: float = 2.0, per_layer: bool = False) -> None:
@@ -50,7 +52,7 @@ class GradNormLogger(Callback):
         self.per_layer = per_layer
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
-        if trainer.global_step % self.every_n_steps:
+        if (trainer.global_step + 1) % self.every_n_steps:
             return
         norms = grad_norm(pl_module, norm_type=self.norm_type)
         total_key = f"grad_{float(self.norm_type)}_norm_total"

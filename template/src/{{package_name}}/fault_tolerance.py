@@ -25,19 +25,56 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class StopOnNonFiniteLoss(Callback):
-    """Stop training at the first NaN or infinite loss, before it reaches the weights.
+    """Stop training at a NaN or infinite loss, before a checkpoint can hold weights trained on it.
 
-    The check runs before the backward pass, so the weights (and any checkpoint saved later) are still those of the
-    last good step. It costs one device-to-host sync per step.
+    Reading the loss on the host every step would make the host wait for the device each step, stalling a GPU's
+    queue. So each step only records on the device the first step whose loss was not finite, and the host reads that
+    record at logging steps (every `trainer.log_every_n_steps` optimizer steps), before each validation, at the end of
+    each epoch, and before any checkpoint is written. A run therefore stops at most `log_every_n_steps - 1` optimizer
+    steps after the bad one, and never writes a checkpoint from weights updated after a non-finite loss.
     """
 
+    def __init__(self) -> None:
+        self.first_bad_step: torch.Tensor | None = None  # -1 until a loss is not finite; a device tensor
+        self.first_bad_loss: torch.Tensor | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.first_bad_step = torch.tensor(-1, device=pl_module.device)
+        self.first_bad_loss = torch.tensor(0.0, device=pl_module.device)
+
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
-        if torch.isfinite(loss).all():
+        if self.first_bad_step is None or self.first_bad_loss is None:
+            return
+        first = (self.first_bad_step < 0) & ~torch.isfinite(loss.detach())
+        self.first_bad_step = torch.where(first, trainer.global_step, self.first_bad_step)
+        self.first_bad_loss = torch.where(first, loss.detach().float(), self.first_bad_loss)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        every = trainer.log_every_n_steps
+        if every and trainer.global_step % every == 0:  # the steps at which Lightning reads the logged metrics
+            self.check(trainer)
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.check(trainer)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self.check(trainer)  # raised before the file is written
+
+    def check(self, trainer: L.Trainer) -> None:
+        """Raise if a loss so far was not finite: one device-to-host copy."""
+        if self.first_bad_step is None or self.first_bad_loss is None:
+            return
+        step = int(self.first_bad_step)
+        if step < 0:
             return
         raise NonFiniteLossError(
-            f"training stopped: the loss is {loss.item()} at global step {trainer.global_step} "
-            f"(epoch {trainer.current_epoch}). Look for NaN/Inf in the inputs, lower model.lr, or train in "
-            "precision 32-true; the checkpoints written so far hold the weights before this step."
+            f"training stopped: the loss is {self.first_bad_loss.item()} at global step {step} "
+            f"(noticed at step {trainer.global_step}, epoch {trainer.current_epoch}). Look for NaN/Inf in the inputs, "
+            "lower model.lr, or train in precision 32-true; the checkpoints written so far hold the weights from "
+            "before that step."
         )
 
 
