@@ -325,6 +325,7 @@ def test_every_documented_command_runs(
     assert not problems, "\n".join(problems)
 
     install_editable(project)  # for the other programs (pytest) that import the project
+    trainer = yaml.safe_load((project / "configs/default.yaml").read_text())["trainer"]
     requests: list[dict[str, Any]] = []
     for command in commands:
         reason = not_runnable_reason(command)
@@ -339,6 +340,8 @@ def test_every_documented_command_runs(
             ledger.add(name, command, "ran")
         elif is_install(command):
             ledger.add(name, command, "ran (install: test_install_commands_run_in_a_fresh_environment)")
+        elif command.program_words[:1] == ["nox"] and needs_more_than_one_cpu([], trainer):
+            ledger.add(name, command, "not runnable: a nox session trains with the answers' GPU or several devices")
         elif command.text in ledger.ran:
             ledger.add(name, command, "ran in an earlier answer set")
         else:
@@ -401,6 +404,10 @@ def test_every_command_of_this_readme_runs(template_dir: Path, tmp_path: Path, l
             cwd = cwd / words[1]
             assert cwd.is_dir(), f"{command.source}: `{command.text}`: no such folder"
             continue
+        if words[:2] == ["git", "init"]:  # the README's step after a copy with --skip-tasks: make that copy
+            copy = f"copier copy --quiet --trust --skip-tasks --defaults {tmp_path}/copier-lightning skip-tasks"
+            assert bash(copy, tmp_path, environment).returncode == 0
+            cwd = tmp_path / "skip-tasks"
         if command.text in run_by_the_generated_test and entry_point(command, cwd) is None:
             ledger.add("README", command, "ran by test_every_documented_command_runs (the generated README shows it)")
             continue
