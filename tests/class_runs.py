@@ -5,6 +5,7 @@ import csv
 import importlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -49,10 +50,23 @@ def child_environment(project: Path) -> dict[str, str]:
 def launch(commands: list[tuple[list[str], dict[str, str]]], project: Path) -> tuple[bool, str]:
     """Start the processes of one command (one per node or SLURM task) and wait for all of them."""
     processes = [
-        subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            command,
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         for command, env in commands
     ]
-    outputs = [process.communicate(timeout=TIMEOUT_S)[0] for process in processes]
+    try:
+        outputs = [process.communicate(timeout=TIMEOUT_S)[0] for process in processes]
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGKILL)  # its session: the ranks Lightning or torchrun started too
+        return False, f"still running after {TIMEOUT_S} s: {commands[0][0]}"
     failed = [output for process, output in zip(processes, outputs, strict=True) if process.returncode]
     return not failed, (failed[0][-3000:] if failed else "")
 
