@@ -81,7 +81,7 @@ def sbatch_command(project: Path, package: str) -> list[str]:
 
 def launcher_commands(run_class: RunClass, project: Path, args: list[str]) -> list[tuple[list[str], dict[str, str]]]:
     env, package = child_environment(project), run_class.package
-    if run_class.launcher == "local":  # ddp over two processes: Lightning re-runs this command line for rank 1
+    if run_class.launcher == "local":  # Lightning starts the other ranks (ddp re-runs this command, ddp_spawn spawns)
         return [([sys.executable, "-m", package, *args], env)]
     port = str(free_port())
     if run_class.launcher == "torchrun":  # the README's command: two nodes of one process each, on localhost

@@ -100,6 +100,6 @@ STEPS: dict[str, list[str]] = {
 
 
 def runs_in_process(run_class: RunClass) -> bool:
-    """One Python process can hold it: no launcher that re-executes the command line (ddp over several processes,
-    torchrun, srun). ddp_spawn's children are spawned by Lightning from that process, as from the command."""
-    return run_class.launcher == "local" and (run_class.processes == 1 or run_class.strategy == "ddp_spawn")
+    """One Python process can hold it: one process and no launcher. ddp_spawn goes through the command: inside the
+    matrix's worker process its spawned ranks never wrote a run directory (not diagnosed yet)."""
+    return run_class.launcher == "local" and run_class.processes == 1 and run_class.strategy != "ddp_spawn"

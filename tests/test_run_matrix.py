@@ -1,8 +1,8 @@
 """Every CPU run-time class trains: one project rendered per class runs fit, test, predict and a resume through its
 own command, and the results (checkpoints, epochs, steps, weight dtype, test metrics, predictions) are checked.
 
-Single-process classes (and ddp_spawn, whose processes Lightning spawns) run in one worker process through each
-project's `cli_main`; ddp over two processes, torchrun and the SLURM config run through their launchers. The two
+Single-process classes run in one worker process through each project's `cli_main`; ddp and ddp_spawn over
+processes, torchrun and the SLURM config run through the command and their launchers. The two
 groups run side by side. The table of classes, commands, results and seconds is printed in pytest's summary.
 """
 
