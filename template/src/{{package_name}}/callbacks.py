@@ -41,7 +41,9 @@ class GradNormLogger(Callback):
     """Log the total gradient norm, and per-layer norms when asked, every `every_n_steps` optimizer steps.
 
     The norms are computed in `on_before_optimizer_step`, after gradient accumulation and unscaling, and only on the
-    logged steps: computing them on every step costs a pass over all parameters.
+    logged steps: computing them on every step costs a pass over all parameters. They go straight to the loggers at
+    their own step, as LearningRateMonitor does: through `self.log` the value of one step would be written again,
+    stale, at every later `log_every_n_steps` of the epoch.
     """
 
     def __init__(self, every_n_steps: int = 50, norm_type: float = 2.0, per_layer: bool = False) -> None:
@@ -58,7 +60,9 @@ class GradNormLogger(Callback):
             return
         if not self.per_layer:
             norms = {total_key: norms[total_key]}
-        pl_module.log_dict({f"grad/{key}": value for key, value in norms.items()}, on_step=True, on_epoch=False)
+        metrics = {f"grad/{key}": float(value) for key, value in norms.items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
 
 
 class PredictionWriter(BasePredictionWriter):
