@@ -89,3 +89,23 @@ def test_a_bad_runner_label_is_refused(render: Render, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be runner labels separated by commas"):
         render({"accelerator": "gpu", "gpu_runner_label": "self-hosted; rm -rf /"})
     assert not (tmp_path / "project").exists()
+
+
+@pytest.mark.parametrize(
+    ("answers", "where"),
+    [
+        (GPU_PROJECT, "on the self-hosted runner labelled self-hosted, linux, a100"),
+        ({"accelerator": "auto"}, "on a CUDA machine"),
+        ({"accelerator": "cpu"}, "configs/default.yaml trains on CPU"),
+        ({"accelerator": "mps"}, "on a Mac with MPS"),
+    ],
+)
+def test_the_workflow_and_readme_say_where_gpu_tests_run(render: Render, answers: dict[str, str], where: str) -> None:
+    project = render(answers)
+    workflow = workflows(project)[0].read_text()
+    header = " ".join(line.removeprefix("# ") for line in workflow.splitlines() if line.startswith("#"))
+    readme = " ".join((project / "README.md").read_text().split())
+    assert f"GPU tests ({answers['accelerator']} accelerator):" in header
+    assert where in header
+    assert f"GPU tests: {' '.join(header.partition('accelerator): ')[2].split())}" in readme
+    assert ("gpu" in yaml.safe_load(workflow)["jobs"]) == (answers["accelerator"] == "gpu")

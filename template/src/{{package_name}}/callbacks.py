@@ -43,7 +43,9 @@ class GradNormLogger(Callback):
     The norms are computed in `on_before_optimizer_step`, after gradient accumulation and unscaling, and only on the
     logged steps: computing them costs a pass over all parameters and a device sync. They are computed on the steps
     that end with `global_step` a multiple of `every_n_steps`, which are Lightning's logging steps when
-    `every_n_steps` is a multiple of the Trainer's `log_every_n_steps`.
+    `every_n_steps` is a multiple of the Trainer's `log_every_n_steps`, and go straight to the loggers at their own
+    step, as LearningRateMonitor does: through `self.log` the value of one step would be written again, stale, at
+    every later logging step of the epoch.
     """
 
     def __init__(self, every_n_steps: int = 50, norm_type: float = 2.0, per_layer: bool = False) -> None:
@@ -60,7 +62,9 @@ class GradNormLogger(Callback):
             return
         if not self.per_layer:
             norms = {total_key: norms[total_key]}
-        pl_module.log_dict({f"grad/{key}": value for key, value in norms.items()}, on_step=True, on_epoch=False)
+        metrics = {f"grad/{key}": float(value) for key, value in norms.items()}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
 
 
 class PredictionWriter(BasePredictionWriter):

@@ -1,0 +1,258 @@
+"""Semantic mutations of a rendered project: each breaks one behaviour that the project's own tests must catch.
+
+A mutation is data: the file, the exact text it replaces (found exactly once, or the check names the mutation and
+fails: re-aim it at the current code), the replacement, the generated tests that must fail, and why it matters.
+`tests/test_mutations.py` applies each to a fresh copy of a rendered project and runs those tests.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str  # relative to the project; {package} is the package folder under src/
+    original: str
+    replacement: str
+    tests: tuple[str, ...]  # pytest node ids of the generated suite; one of them must fail
+    why: str
+    answer_set: str = "defaults"  # the answer set (tests/answer_sets.py) whose project it mutates
+
+
+class MutationTargetError(AssertionError):
+    """The text a mutation replaces is not in its file once: the code moved on and the mutation must be re-aimed."""
+
+
+MODEL = "src/{package}/model.py"
+DATA = "src/{package}/datamodule.py"
+CLI = "src/{package}/cli.py"
+CALLBACKS = "src/{package}/callbacks.py"
+FAULTS = "src/{package}/fault_tolerance.py"
+SWEEP = "src/{package}/sweep.py"
+SEARCH_SPACE = "src/{package}/search_space.py"
+DEFAULT_CONFIG = "configs/default.yaml"
+TRAINING = "tests/test_training.py"
+RUNS = "tests/test_runs.py"
+FAULT_TESTS = "tests/test_fault_tolerance.py"
+SWEEP_TESTS = "tests/test_sweep.py"
+
+MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(
+        "StopOnNonFiniteLoss never raises",
+        FAULTS,
+        "        if torch.isfinite(loss).all():\n            return\n",
+        "        return\n",
+        (f"{FAULT_TESTS}::test_a_non_finite_loss_stops_training_naming_the_step",),
+        "a NaN loss would train on and overwrite good checkpoints",
+    ),
+    Mutation(
+        "RNGStateCheckpoint restores nothing",
+        FAULTS,
+        '        torch.set_rng_state(state_dict["torch"])\n',
+        "        torch.set_rng_state(torch.get_rng_state())\n",
+        (f"{FAULT_TESTS}::test_sigkill_mid_epoch_resumes_like_an_uninterrupted_run",),
+        "a resumed run would see other batches and dropout masks than an uninterrupted one",
+    ),
+    Mutation(
+        "PreemptionCheckpoint saves on any exception",
+        FAULTS,
+        "        if not stopped or trainer.state.fn != TrainerFn.FITTING:",
+        "        if trainer.state.fn != TrainerFn.FITTING:",
+        (f"{FAULT_TESTS}::test_a_non_finite_loss_stops_training_naming_the_step",),
+        "a crashed run would leave a checkpoint that `--ckpt_path last` resumes into the crash",
+    ),
+    Mutation(
+        "--ckpt_path last picks the oldest checkpoint",
+        CLI,
+        "    return candidates[-1]\n",
+        "    return candidates[0]\n",
+        (f"{TRAINING}::test_ckpt_path_last_takes_the_newest_of_several_runs",),
+        "a resume would restart from an old run",
+    ),
+    Mutation(
+        "EarlyStopping removed from configs/default.yaml",
+        DEFAULT_CONFIG,
+        "    - class_path: lightning.pytorch.callbacks.EarlyStopping\n      init_args:\n        monitor: val/acc\n"
+        "        mode: max\n        patience: 8\n",
+        "",
+        (f"{TRAINING}::test_early_stopping_ends_a_plateaued_run",),
+        "a plateaued run would train all max_epochs",
+    ),
+    Mutation(
+        "GradNormLogger never logs",
+        CALLBACKS,
+        "            logger.log_metrics(metrics, step=trainer.global_step)\n",
+        "            logger.log_metrics({}, step=trainer.global_step)\n",
+        (f"{RUNS}::test_the_gradient_norm_reaches_the_logger_at_its_step",),
+        "exploding gradients would go unseen",
+    ),
+    Mutation(
+        "the optimizer ignores model.lr",
+        MODEL,
+        "AdamW(self.parameters(), lr=self.lr,",
+        "AdamW(self.parameters(), lr=3e-3,",
+        (f"{TRAINING}::test_model_lr_sets_the_size_of_the_first_update",),
+        "--model.lr, the tuner's and the sweep's learning rates would change nothing",
+    ),
+    Mutation(
+        "training_step cuts the graph: no weight learns",
+        MODEL,
+        "        loss: torch.Tensor = self.criterion(logits, y)\n",
+        "        loss: torch.Tensor = self.criterion(logits.detach().requires_grad_(), y)\n",
+        (f"{TRAINING}::test_model_lr_sets_the_size_of_the_first_update",),
+        "training would run, log losses and never change a weight",
+    ),
+    Mutation(
+        "predict_step reports the least likely class's probability as confidence",
+        MODEL,
+        '"confidence": probabilities.amax(dim=-1)',
+        '"confidence": probabilities.amin(dim=-1)',
+        ("tests/test_model.py::test_predict_step_returns_labels_and_confidences",),
+        "predictions.csv would carry wrong confidences",
+    ),
+    Mutation(
+        "the split draws from the global random state",
+        DATA,
+        '        generator = torch.Generator().manual_seed(self.hparams["split_seed"])\n',
+        "        generator = None\n",
+        ("tests/test_datamodule.py::test_split_is_the_same_twice",),
+        "the test set would move between runs and leak into training",
+    ),
+    Mutation(
+        "training batches are not shuffled",
+        DATA,
+        "        return self._loader(self.train_set, shuffle=True)\n",
+        "        return self._loader(self.train_set, shuffle=False)\n",
+        ("tests/test_datamodule.py::test_training_batches_are_shuffled_and_evaluation_batches_are_not",),
+        "every epoch would see the batches in one order",
+    ),
+    Mutation(
+        "validation runs on the test split",
+        DATA,
+        "        return self._loader(self.val_set)\n",
+        "        return self._loader(self.test_set)\n",
+        ("tests/test_datamodule.py::test_each_loader_serves_its_own_split",),
+        "model selection would peek at the test set",
+    ),
+    Mutation(
+        "features are not scaled to [0, 1]",
+        DATA,
+        "torch.tensor(features / 16.0, dtype=torch.float32)",
+        "torch.tensor(features / 1.0, dtype=torch.float32)",
+        ("tests/test_datamodule.py::test_batches_are_features_and_labels",),
+        "inputs 16 times too large",
+    ),
+    Mutation(
+        "abbreviated options are accepted",
+        CLI,
+        'no_abbreviations = {"allow_abbrev": False}',
+        'no_abbreviations = {"allow_abbrev": True}',
+        (f"{FAULT_TESTS}::test_a_misspelt_or_mistyped_option_is_refused_by_name_before_training",),
+        "--trainer.max_epoch=3 would silently set max_epochs",
+    ),
+    Mutation(
+        "checkpoints load with weights_only=False by default",
+        CLI,
+        "            config.weights_only = True",
+        "            config.weights_only = False",
+        (f"{FAULT_TESTS}::test_checkpoints_load_with_weights_only_by_default",),
+        "loading a checkpoint could run its pickled code",
+    ),
+    Mutation(
+        "--ckpt_path is not checked before Lightning loads it",
+        CLI,
+        '        if config.get("ckpt_path") not in LIGHTNING_CKPT_NAMES:\n',
+        "        if False:\n",
+        (f"{FAULT_TESTS}::test_a_bad_checkpoint_is_refused_naming_the_file",),
+        "a truncated or unsafe checkpoint would fail deep in Lightning, or run code",
+    ),
+    Mutation(
+        "config.yaml is saved outside the run's directory",
+        CALLBACKS,
+        "        directory = run_directory(trainer)\n        directory.mkdir",
+        "        directory = Path(trainer.default_root_dir)\n        directory.mkdir",
+        (f"{RUNS}::test_each_run_gets_one_directory_with_checkpoints_config_and_logs",),
+        "runs would overwrite each other's config, and a run could not be repeated",
+    ),
+    Mutation(
+        "PredictionWriter writes the first batch only",
+        CALLBACKS,
+        "torch.cat([batch[key] for batch in predictions])",
+        "torch.cat([batch[key] for batch in predictions[:1]])",
+        (f"{RUNS}::test_predict_writes_a_csv_and_prints_its_path",),
+        "predictions.csv would silently miss samples",
+    ),
+    Mutation(
+        "last.ckpt is written under another name",
+        DEFAULT_CONFIG,
+        "        filename: last\n",
+        "        filename: final\n",
+        (f"{TRAINING}::test_resume_from_last_continues_the_run",),
+        "`--ckpt_path last` would find nothing to resume from",
+    ),
+    Mutation(
+        "sweep trials train without their sampled values",
+        SWEEP,
+        "str(trial.number)), *overrides], run=False)",
+        "str(trial.number))], run=False)",
+        (f"{SWEEP_TESTS}::test_a_short_sweep_finishes_and_its_best_config_trains",),
+        "every trial would train the defaults and the best config would be noise",
+        "optuna_sweep",
+    ),
+    Mutation(
+        "sweep trials are never pruned",
+        SWEEP,
+        "        cli.trainer.callbacks.append(pruning)",
+        "        [pruning]",
+        (f"{SWEEP_TESTS}::test_a_pruned_trial_is_recorded_as_pruned",),
+        "hopeless trials would run to the end",
+        "optuna_sweep",
+    ),
+    Mutation(
+        "the sweep accepts parameters that are not fit options",
+        SEARCH_SPACE,
+        "        if name in config and not isinstance(config[name], Namespace):\n",
+        "        if True:\n",
+        (f"{SWEEP_TESTS}::test_a_bad_search_space_is_refused_naming_the_entry",),
+        "a typo (model.lrr) would fail every trial hours into a study instead of before the first",
+        "optuna_sweep",
+    ),
+)
+
+
+def mutate(mutation: Mutation, text: str, path: Path) -> str:
+    """`text` (of the file at `path`) with the mutation applied. The result must still parse: a mutation breaks
+    behaviour, not syntax (a syntax error would be 'caught' by every test)."""
+    found = text.count(mutation.original)
+    if found != 1:
+        raise MutationTargetError(
+            f"mutation {mutation.name!r}: its original text occurs {found} times in {mutation.file}, not once; "
+            f"re-aim it at the current code. Text:\n{mutation.original}"
+        )
+    mutated = text.replace(mutation.original, mutation.replacement)
+    if path.suffix == ".py":
+        compile(mutated, str(path), "exec")
+    else:
+        yaml.safe_load(mutated)
+    return mutated
+
+
+def target_file(mutation: Mutation, project: Path, package: str) -> Path:
+    path = project / mutation.file.format(package=package)
+    if not path.is_file():
+        raise MutationTargetError(f"mutation {mutation.name!r}: {mutation.file} does not exist; re-aim it")
+    return path
+
+
+def apply(mutation: Mutation, project: Path, package: str) -> None:
+    """Mutate the file in `project`, a disposable copy."""
+    path = target_file(mutation, project, package)
+    path.write_text(mutate(mutation, path.read_text(encoding="utf-8"), path), encoding="utf-8")
+
+
+def slug(mutation: Mutation) -> str:
+    return re.sub(r"\W+", "-", mutation.name.lower()).strip("-")
