@@ -44,7 +44,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "StopOnNonFiniteLoss never raises",
         FAULTS,
-        "        if torch.isfinite(loss).all():\n            return\n",
+        "        if step < 0:\n            return\n",
         "        return\n",
         (f"{FAULT_TESTS}::test_a_non_finite_loss_stops_training_naming_the_step",),
         "a NaN loss would train on and overwrite good checkpoints",
@@ -68,17 +68,17 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "--ckpt_path last picks the oldest checkpoint",
         CLI,
-        "    return candidates[-1]\n",
-        "    return candidates[0]\n",
+        "key=lambda path: path.stat().st_mtime, reverse=True)",
+        "key=lambda path: path.stat().st_mtime)",
         (f"{TRAINING}::test_ckpt_path_last_takes_the_newest_of_several_runs",),
         "a resume would restart from an old run",
     ),
     Mutation(
-        "EarlyStopping removed from configs/default.yaml",
+        "EarlyStopping disabled in configs/default.yaml (patience 1000)",
         DEFAULT_CONFIG,
-        "    - class_path: lightning.pytorch.callbacks.EarlyStopping\n      init_args:\n        monitor: val/acc\n"
+        "ExtendableEarlyStopping  # resumable with more epochs\n      init_args:\n        monitor: val/acc\n"
         "        mode: max\n        patience: 8\n",
-        "",
+        "ExtendableEarlyStopping\n      init_args:\n        monitor: val/acc\n        mode: max\n        patience: 1000\n",
         (f"{TRAINING}::test_early_stopping_ends_a_plateaued_run",),
         "a plateaued run would train all max_epochs",
     ),
