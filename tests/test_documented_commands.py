@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import yaml
 from answer_sets import ANSWER_SETS
-from conftest import REPO, render_project
+from conftest import REPO, local_torch_index, render_project
 from documented_commands import Command, broken_references, collect
 from test_generated import install_editable
 
@@ -299,7 +299,9 @@ class Installs:
         for project, command in self.commands:
             made = self.venv and (self.venv / "bin/activate").is_file()
             activate = f". {self.venv}/bin/activate && " if made else ""
-            self.results.append((command, bash(activate + command.text, project, environment)))
+            # uv takes torch from the index the project names (PyTorch's, unreachable here): the local wheel instead.
+            torch_index = local_torch_index(project, Path(environment["HOME"]) / "torch-index")
+            self.results.append((command, bash(activate + command.text, project, {**environment, **torch_index})))
             if self.results[-1][1].returncode:
                 return
 
