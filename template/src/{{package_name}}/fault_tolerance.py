@@ -50,7 +50,7 @@ class StopOnNonFiniteLoss(Callback):
         self.first_bad_loss = torch.where(first, loss.detach().float(), self.first_bad_loss)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        every = trainer.log_every_n_steps
+        every: int = trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by Lightning, not declared
         if every and trainer.global_step % every == 0:  # the steps at which Lightning reads the logged metrics
             self.check(trainer)
 
