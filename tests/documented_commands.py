@@ -177,8 +177,10 @@ def broken_references(command: Command, project: Path, outputs: set[str]) -> lis
         problems += [f"nox -s {s}: no such session" for s in option_values(words, "-s") if s not in sessions]
     if words[:1] == ["pytest"]:
         problems += pytest_problems(words, pyproject, missing_file)
-    if words[:1] in (["sbatch"], ["srun"]) and len(words) > 1 and missing_file(words[1]):
-        problems.append(f"{words[0]} {words[1]}: no such script")
+    # sbatch's own options (`--cpus-per-task=5`) come before the script; what follows the script goes to it.
+    script = next((word for word in words[1:] if not word.startswith("-")), None)
+    if words[:1] in (["sbatch"], ["srun"]) and script and missing_file(script):
+        problems.append(f"{words[0]} {script}: no such script")
     command_name = words[2] if words[:2] in (["python", "-m"], ["python3", "-m"]) and len(words) > 2 else words[0]
     if command_name in scripts and not command_name.endswith(("-tune", "-sweep")):
         subcommand = next((word for word in words[1 + (words[0] != command_name) * 2 :][:1]), "")

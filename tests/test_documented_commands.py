@@ -66,7 +66,9 @@ NOT_RUNNABLE = {
         "download.pytorch.org is not reachable from the test machine; the fresh environment takes the same CPU "
         "torch from the local wheels (pip's find-links) when it installs the project"
     ),
-    r"sbatch slurm/\S+\.sbatch( .*)?": "runs on the local SLURM cluster in the slurm session",
+    r"sbatch( -\S+)* slurm/\S+\.sbatch( .*)?": (
+        "runs on the local SLURM cluster in the slurm session (tests/test_slurm.py, sbatch options before the script too)"
+    ),
     r"pytest( .*)?": (
         "the generated suite or a part of it: tests/test_generated.py runs the whole suite for every answer set "
         "(the files and markers named here are checked)"
@@ -267,8 +269,9 @@ def test_environment() -> dict[str, str]:
 def install_environment(home: Path) -> dict[str, str]:
     """For the install commands: pip and uv take torch from the local wheels, as on a user's CPU-only machine."""
     find_links = os.environ.get("UV_FIND_LINKS") or os.environ.get("PIP_FIND_LINKS", "")
+    inherited = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}  # proxies, certificates
     return {
-        "PATH": os.environ["PATH"],
+        **inherited,
         "HOME": str(home),
         "PIP_FIND_LINKS": find_links,
         "UV_FIND_LINKS": find_links,
@@ -348,7 +351,8 @@ def test_every_documented_command_runs(
             ledger.add(name, command, "ran in an earlier answer set")
         else:
             ledger.ran.add(command.text)
-            result = bash(command.text, project, test_environment())
+            torch_index = local_torch_index(project, project.parent / f"{project.name}-torch-index")
+            result = bash(command.text, project, {**test_environment(), **torch_index})
             assert result.returncode == 0, f"{command.source}: `{command.text}` failed:\n{result.stderr[-4000:]}"
             ledger.add(name, command, "ran")
     run_entry_points(project, requests)
