@@ -62,7 +62,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         FAULTS,
         "        if not stopped or trainer.state.fn != TrainerFn.FITTING:",
         "        if trainer.state.fn != TrainerFn.FITTING:",
-        (f"{FAULT_TESTS}::test_a_non_finite_loss_stops_training_naming_the_step",),
+        (f"{FAULT_TESTS}::test_an_error_leaves_no_interrupted_checkpoint",),
         "a crashed run would leave a checkpoint that `--ckpt_path last` resumes into the crash",
     ),
     Mutation(
@@ -191,7 +191,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         DEFAULT_CONFIG,
         "        filename: last\n",
         "        filename: final\n",
-        (f"{TRAINING}::test_resume_from_last_continues_the_run",),
+        (f"{RUNS}::test_each_run_gets_one_directory_with_checkpoints_config_and_logs",),
         "`--ckpt_path last` would find nothing to resume from",
     ),
     Mutation(
