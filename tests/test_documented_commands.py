@@ -62,8 +62,8 @@ RUN_OUTPUTS = {"configs/tuned.yaml", "configs/best.yaml", "experiment.yaml"}
 
 # Commands that cannot run here (a full match of the text): the reason, shown when the test lists them.
 NOT_RUNNABLE = {
-    r"pip install torch --index-url https://download\.pytorch\.org/whl/cpu": (
-        "download.pytorch.org is not reachable from the test machine; the fresh environment takes the same CPU "
+    r"pip install torch --index-url https://download\.pytorch\.org/whl/\S+": (
+        "download.pytorch.org is not reachable from the test machine; the fresh environment takes a CPU "
         "torch from the local wheels (pip's find-links) when it installs the project"
     ),
     r"sbatch( -\S+)* slurm/\S+\.sbatch( .*)?": (
@@ -90,6 +90,7 @@ NOT_RUNNABLE = {
     r"pipx install copier": "pipx is not installed here; `uv tool install copier`, the other way beside it, runs",
     r"pre-commit autoupdate": "fetches every hook's repository from GitHub",
     r"nox": "the whole CI (.ci/run runs it): a test inside it cannot run it again",
+    r"nox -s tests -- \S+": "a part of the template's own test session, which runs it (a test inside it cannot)",
     r"nox -s (rendered|gpu|bench)( .*)?": (
         "a session outside plain nox that renders and installs projects for many minutes (the CI workflow runs "
         "rendered and gpu); its name is checked against noxfile.py"
