@@ -1,4 +1,4 @@
-"""Sessions of the template repo: `nox` runs lint, tests and slurm, the command CI runs.
+"""Sessions of the template repo: `nox` runs lint and tests, the command CI runs (slurm on its own: README.md).
 
 torch is installed first and pinned to a CPU build (TORCH, or the TORCH environment variable), so no session pulls
 the multi-gigabyte CUDA wheels. uv does not read pip's configuration: pip's find-links folder is passed on to it.
