@@ -18,6 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 Render = Callable[..., Path]
 REPORTS: dict[str, list[str]] = {}  # title -> lines that tests hand to pytest's summary, shown when they pass too
 
+# nox points uv's project environment at its own session venv; a generated project's `uv sync` run by a test would
+# then replace this test environment with the project's packages. Each project gets its own .venv instead.
+os.environ.pop("UV_PROJECT_ENVIRONMENT", None)
+
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for title, lines in REPORTS.items():
