@@ -260,7 +260,7 @@ def rendered(template_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     }
 
 
-def test_environment() -> dict[str, str]:
+def environment_of_this_test_run() -> dict[str, str]:
     """This test environment's programs (pytest, nox, copier, pre-commit) first on PATH, and a git identity."""
     identity = {"GIT_AUTHOR_NAME": "Docs Test", "GIT_AUTHOR_EMAIL": "docs@example.com"}
     identity |= {"GIT_COMMITTER_NAME": "Docs Test", "GIT_COMMITTER_EMAIL": "docs@example.com"}
@@ -353,7 +353,7 @@ def test_every_documented_command_runs(
         else:
             ledger.ran.add(command.text)
             torch_index = local_torch_index(project, project.parent / f"{project.name}-torch-index")
-            result = bash(command.text, project, {**test_environment(), **torch_index})
+            result = bash(command.text, project, {**environment_of_this_test_run(), **torch_index})
             assert result.returncode == 0, f"{command.source}: `{command.text}` failed:\n{result.stderr[-4000:]}"
             ledger.add(name, command, "ran")
     run_entry_points(project, requests)
@@ -378,7 +378,7 @@ def template_repository(template_dir: Path, destination: Path) -> Path:
     """A git repository of this working tree's template, tagged, where the README has `git clone` make one."""
     shutil.copytree(template_dir, destination)
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "template"], ["tag", "v0.1.0"]):
-        subprocess.run(["git", *args], cwd=destination, check=True, capture_output=True, env=test_environment())
+        subprocess.run(["git", *args], cwd=destination, check=True, capture_output=True, env=environment_of_this_test_run())
     return destination
 
 
@@ -387,7 +387,7 @@ def test_every_command_of_this_readme_runs(template_dir: Path, tmp_path: Path, l
     generated_readme = render_project(template_dir, tmp_path / "reference", {}) / "README.md"
     run_by_the_generated_test = {command.text for command in collect(generated_readme, set())}
     template_repository(template_dir, tmp_path / "copier-lightning")
-    environment = test_environment() | {
+    environment = environment_of_this_test_run() | {
         "UV_TOOL_DIR": str(tmp_path / "tools"),
         "UV_TOOL_BIN_DIR": str(tmp_path / "bin"),
     }
