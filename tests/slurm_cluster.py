@@ -31,7 +31,7 @@ def missing_requirements() -> str | None:
         return "the SLURM cluster tests start slurmctld and slurmd as root; run them as root (CI does)"
     absent = [name for name in (*DAEMONS, "sbatch", "scontrol") if shutil.which(name) is None]
     if absent:
-        return f"{', '.join(absent)} not found: `apt-get install slurmd slurmctld slurm-client munge` (nox -s slurm)"
+        return f"{', '.join(absent)} not found: `apt-get install slurmd slurmctld slurm-client munge` (.ci/run does)"
     return None
 
 

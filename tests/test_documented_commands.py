@@ -67,7 +67,7 @@ NOT_RUNNABLE = {
         "torch from the local wheels (pip's find-links) when it installs the project"
     ),
     r"sbatch( -\S+)* slurm/\S+\.sbatch( .*)?": (
-        "runs on the local SLURM cluster in the slurm session (tests/test_slurm.py, sbatch options before the script too)"
+        "runs on the local SLURM cluster in tests/test_slurm.py (as root; sbatch options before the script too)"
     ),
     r"pytest( .*)?": (
         "the generated suite or a part of it: tests/test_generated.py runs the whole suite for every answer set "
@@ -90,7 +90,7 @@ NOT_RUNNABLE = {
     r"pipx install copier": "pipx is not installed here; `uv tool install copier`, the other way beside it, runs",
     r"pre-commit autoupdate": "fetches every hook's repository from GitHub",
     r"nox": "the whole CI (.ci/run runs it): a test inside it cannot run it again",
-    r"nox -s tests -- \S+": "a part of the template's own test session, which runs it (a test inside it cannot)",
+    r"nox -s tests -- .+": "a part of the template's own test session, which runs it (a test inside it cannot)",
     r"nox -s (rendered|gpu|bench)( .*)?": (
         "a session outside plain nox that renders and installs projects for many minutes (the CI workflow runs "
         "rendered and gpu); its name is checked against noxfile.py"
@@ -378,7 +378,9 @@ def template_repository(template_dir: Path, destination: Path) -> Path:
     """A git repository of this working tree's template, tagged, where the README has `git clone` make one."""
     shutil.copytree(template_dir, destination)
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "template"], ["tag", "v0.1.0"]):
-        subprocess.run(["git", *args], cwd=destination, check=True, capture_output=True, env=environment_of_this_test_run())
+        subprocess.run(
+            ["git", *args], cwd=destination, check=True, capture_output=True, env=environment_of_this_test_run()
+        )
     return destination
 
 

@@ -1,6 +1,6 @@
 """The generated sbatch scripts run on a real SLURM cluster: DDP across tasks, requeue on SIGUSR1, a sweep array.
 
-Run by `nox -s slurm` (root, Debian's SLURM packages); `nox -s tests` leaves them out (marker `slurm`).
+Run by `nox -s tests` as root with Debian's SLURM packages (.ci/run installs them); `-- -m slurm` runs only these.
 """
 
 import math
@@ -38,7 +38,7 @@ def submit(cluster: SlurmCluster, project: Path, *args: str) -> tuple[str, str]:
     job = cluster.sbatch(*args, cwd=project, env=job_environment())
     states = cluster.wait_for(job)
     output = "\n".join(path.read_text() for path in sorted(project.glob("slurm-*.out")))
-    assert set(states.values()) == {"COMPLETED"}, f"{states}\n{output[-4000:]}\n{cluster.log_tails()}"
+    assert set(states.values()) == {"COMPLETED"}, f"{states}\n{output[-12000:]}\n{cluster.log_tails()}"
     print(f"sbatch {' '.join(args)}: {time.monotonic() - started:.1f} s")
     return job, output
 
