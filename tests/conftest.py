@@ -16,11 +16,52 @@ from plumbum import local
 
 REPO = Path(__file__).resolve().parents[1]
 Render = Callable[..., Path]
-REPORTS: dict[str, list[str]] = {}  # title -> lines that tests hand to pytest's summary, shown when they pass too
+SUMMARY = "summary"  # a user property (title, lines) shown in pytest's summary, passed or not; travels from workers
+REPORTS: dict[str, list[str]] = {}  # title -> the lines of every test's SUMMARY property
 
 # nox points uv's project environment at its own session venv; a generated project's `uv sync` run by a test would
 # then replace this test environment with the project's packages. Each project gets its own .venv instead.
 os.environ.pop("UV_PROJECT_ENVIRONMENT", None)
+
+
+Summary = Callable[[str, list[str]], None]
+
+# Their tests install rendered projects into this environment, all under the package name lightning_project: under
+# pytest-xdist (nox -s tests runs a worker per CPU) one worker runs them one after another. Every other file is a group
+# of its own, so that its module fixtures (rendered projects) are made once.
+SHARED_ENVIRONMENT = {
+    "test_agent_files.py",
+    "test_conventions.py",
+    "test_documented_commands.py",
+    "test_ecosystem.py",
+    "test_generated.py",
+    "test_mutations.py",
+    "test_slurm.py",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = "shared_environment" if item.path.name in SHARED_ENVIRONMENT else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture
+def summary(record_property: Callable[[str, object], None]) -> Summary:
+    """Lines for the end of pytest's output under a title (tables, wall times), from any xdist worker."""
+
+    def add(title: str, lines: list[str]) -> None:
+        record_property(SUMMARY, (title, lines))
+
+    return add
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":  # the last report of a test, with all its properties
+        for name, value in report.user_properties:
+            if name == SUMMARY:
+                title, lines = value
+                REPORTS.setdefault(title, []).extend(lines)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

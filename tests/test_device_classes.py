@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from class_runs import StepResult, check_results, launch, launcher_commands, prepare_data, render_classes
-from conftest import REPORTS
+from conftest import Summary
 from run_matrix import DEVICE_CLASSES, STEPS, RunClass
 
 pytestmark = pytest.mark.device
@@ -34,7 +34,9 @@ def missing(run_class: RunClass) -> str | None:
 
 
 @pytest.mark.parametrize("run_class", DEVICE_CLASSES, ids=[run_class.name for run_class in DEVICE_CLASSES])
-def test_device_class_fits_tests_predicts_and_resumes(template_dir: Path, tmp_path: Path, run_class: RunClass) -> None:
+def test_device_class_fits_tests_predicts_and_resumes(
+    template_dir: Path, tmp_path: Path, run_class: RunClass, summary: Summary
+) -> None:
     reason = missing(run_class)
     if reason:
         pytest.skip(reason)
@@ -52,8 +54,9 @@ def test_device_class_fits_tests_predicts_and_resumes(template_dir: Path, tmp_pa
     passed = len(results) == len(STEPS) and all(result.ok for result in results) and not problems
     commands = ",".join(result.step for result in results)
     seconds = sum(result.seconds for result in results)
-    REPORTS.setdefault("run matrix (device classes)", []).append(
-        f"{run_class.name:<36} {commands:<26} {'pass' if passed else 'FAIL':<6} {seconds:>8.1f}"
+    summary(
+        "run matrix (device classes)",
+        [f"{run_class.name:<36} {commands:<26} {'pass' if passed else 'FAIL':<6} {seconds:>8.1f}"],
     )
     assert all(result.ok for result in results), f"{results[-1].step}: {results[-1].error}"
     assert not problems, problems

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from answer_sets import ANSWER_SETS
-from conftest import answers_of, render_project
+from conftest import Summary, answers_of, render_project
 from mutations import MUTATIONS, Mutation, MutationTargetError, apply, mutate, slug, target_file
 from test_generated import install_editable
 
@@ -63,17 +63,15 @@ def run_tests(mutation: Mutation, project: Path) -> Outcome:
     )
 
 
-def print_table(request: pytest.FixtureRequest, outcomes: list[Outcome]) -> None:
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    write = reporter.write_line if reporter else print
+def table(outcomes: list[Outcome]) -> list[str]:
     width = max(len(outcome.mutation.name) for outcome in outcomes)
-    write("")
-    write(f"{'mutation':<{width}}  {'wall s':>6}  {'CPU s':>6}  caught by")
+    lines = [f"{'mutation':<{width}}  {'wall s':>6}  {'CPU s':>6}  caught by"]
     for outcome in outcomes:
         caught_by = outcome.failed[0] if outcome.failed else f"NOT CAUGHT (exit {outcome.returncode})"
-        write(f"{outcome.mutation.name:<{width}}  {outcome.wall_s:6.1f}  {outcome.cpu_s:6.1f}  {caught_by}")
+        lines.append(f"{outcome.mutation.name:<{width}}  {outcome.wall_s:6.1f}  {outcome.cpu_s:6.1f}  {caught_by}")
     total_cpu = sum(outcome.cpu_s for outcome in outcomes)
-    write(f"{f'{len(outcomes)} mutations, CPU total':<{width}}  {'':>6}  {total_cpu:6.1f}")
+    lines.append(f"{f'{len(outcomes)} mutations, CPU total':<{width}}  {'':>6}  {total_cpu:6.1f}")
+    return lines
 
 
 def test_every_mutation_targets_the_current_template(pristine: dict[str, Path]) -> None:
@@ -96,7 +94,7 @@ def test_every_mutation_targets_the_current_template(pristine: dict[str, Path]) 
 
 
 def test_the_generated_suite_catches_every_mutation(
-    pristine: dict[str, Path], tmp_path: Path, request: pytest.FixtureRequest
+    pristine: dict[str, Path], tmp_path: Path, summary: Summary
 ) -> None:
     install_editable(pristine[INSTALLED])
     copies = []
@@ -107,7 +105,7 @@ def test_the_generated_suite_catches_every_mutation(
         copies.append(copy)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         outcomes = list(pool.map(run_tests, MUTATIONS, copies))
-    print_table(request, outcomes)
+    summary("mutations of the generated project", table(outcomes))
     survivors = [f"{o.mutation.name}: add a test that fails ({o.mutation.why})" for o in outcomes if o.returncode == 0]
     broken = [
         f"{o.mutation.name}: {o.mutation.tests} did not run (exit {o.returncode}): a test was renamed, or the mutation "

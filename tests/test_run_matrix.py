@@ -24,7 +24,7 @@ from class_runs import (
     prepare_data,
     render_classes,
 )
-from conftest import REPORTS
+from conftest import Summary
 from run_matrix import CPU_CLASSES, STEPS, RunClass, runs_in_process
 
 WORKER = Path(__file__).with_name("matrix_worker.py")
@@ -86,7 +86,7 @@ def table(results: list[StepResult], problems: dict[str, list[str]], cpu_s: floa
     return lines
 
 
-def test_every_cpu_class_fits_tests_predicts_and_resumes(template_dir: Path, tmp_path: Path) -> None:
+def test_every_cpu_class_fits_tests_predicts_and_resumes(template_dir: Path, tmp_path: Path, summary: Summary) -> None:
     started, cpu_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     projects = render_classes(template_dir, tmp_path / "projects", CPU_CLASSES)
     data_dir = tmp_path / "data"
@@ -103,7 +103,7 @@ def test_every_cpu_class_fits_tests_predicts_and_resumes(template_dir: Path, tmp
     problems = {name: found for name, found in problems.items() if found and name in ran}
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
-    REPORTS["run matrix (CPU classes)"] = table(results, problems, cpu_s, time.perf_counter() - started)
+    summary("run matrix (CPU classes)", table(results, problems, cpu_s, time.perf_counter() - started))
 
     failures = [f"{result.name} {result.step}: {result.error}" for result in results if not result.ok]
     assert not failures, "\n\n".join(failures)

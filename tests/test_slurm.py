@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Render
+from conftest import Render, Summary
 from pause_at_step import PAUSED, RESUME
 from slurm_cluster import SlurmCluster, slurm_cluster, two_node_slurm_cluster
 from test_generated import install_editable
@@ -32,14 +32,17 @@ def job_environment() -> dict[str, str]:
     return {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(Path(__file__).parent)}
 
 
-def submit(cluster: SlurmCluster, project: Path, *args: str) -> tuple[str, str]:
-    """sbatch `args` from the project folder, wait for the job and print its wall time; returns its id and output."""
+JOBS = "SLURM jobs (wall seconds from sbatch to the job's end)"
+
+
+def submit(cluster: SlurmCluster, project: Path, summary: Summary, *args: str) -> tuple[str, str]:
+    """sbatch `args` from the project folder, wait for the job and report its wall time; returns its id and output."""
     started = time.monotonic()
     job = cluster.sbatch(*args, cwd=project, env=job_environment())
     states = cluster.wait_for(job)
     output = "\n".join(path.read_text() for path in sorted(project.glob("slurm-*.out")))
     assert set(states.values()) == {"COMPLETED"}, f"{states}\n{output[-12000:]}\n{cluster.log_tails()}"
-    print(f"sbatch {' '.join(args)}: {time.monotonic() - started:.1f} s")
+    summary(JOBS, [f"{time.monotonic() - started:6.1f}  sbatch {' '.join(args)}"])
     return job, output
 
 
@@ -66,10 +69,14 @@ def train_samples(project: Path) -> int:
     )
 
 
-def test_fit_sbatch_runs_ddp_over_two_tasks_to_one_last_checkpoint(slurm_cluster: SlurmCluster, render: Render) -> None:
+def test_fit_sbatch_runs_ddp_over_two_tasks_to_one_last_checkpoint(
+    slurm_cluster: SlurmCluster, render: Render, summary: Summary
+) -> None:
     project = render(CPU_DDP_SLURM)
     install_editable(project)
-    _, output = submit(slurm_cluster, project, "slurm/fit.sbatch", "--trainer.max_epochs=2", "--data.batch_size=32")
+    _, output = submit(
+        slurm_cluster, project, summary, "slurm/fit.sbatch", "--trainer.max_epochs=2", "--data.batch_size=32"
+    )
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in output
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output
     last = only_checkpoint(project, "last.ckpt")
@@ -79,7 +86,7 @@ def test_fit_sbatch_runs_ddp_over_two_tasks_to_one_last_checkpoint(slurm_cluster
 
 
 def test_sigusr1_checkpoints_requeues_and_the_job_resumes_to_the_uninterrupted_step(
-    slurm_cluster: SlurmCluster, render: Render
+    slurm_cluster: SlurmCluster, render: Render, summary: Summary
 ) -> None:
     project = render(CPU_DDP_SLURM)
     install_editable(project)
@@ -104,7 +111,7 @@ def test_sigusr1_checkpoints_requeues_and_the_job_resumes_to_the_uninterrupted_s
     states = slurm_cluster.wait_for(job)
     output = (project / f"slurm-{job}.out").read_text()
     assert states == {job: "COMPLETED"}, output[-4000:]
-    print(f"fit.sbatch interrupted by SIGUSR1, requeued and resumed: {time.monotonic() - started:.1f} s")
+    summary(JOBS, [f"{time.monotonic() - started:6.1f}  sbatch fit.sbatch, SIGUSR1 at step 5, requeued, resumed"])
     saved = load_checkpoint(project / "logs/hpc_ckpt_1.ckpt")
     assert saved["global_step"] == 5
     assert re.search(r"Restored all states from the checkpoint at \S*logs/hpc_ckpt_1\.ckpt", output), output[-4000:]
@@ -114,7 +121,9 @@ def test_sigusr1_checkpoints_requeues_and_the_job_resumes_to_the_uninterrupted_s
     assert (last["epoch"], last["global_step"]) == (2, 3 * 4)  # max_epochs x limit_train_batches, as if never stopped
 
 
-def test_sweep_sbatch_array_tasks_share_one_study(slurm_cluster: SlurmCluster, render: Render) -> None:
+def test_sweep_sbatch_array_tasks_share_one_study(
+    slurm_cluster: SlurmCluster, render: Render, summary: Summary
+) -> None:
     import optuna  # noqa: PLC0415  (only this test needs it)
     from optuna.trial import TrialState  # noqa: PLC0415
 
@@ -124,6 +133,7 @@ def test_sweep_sbatch_array_tasks_share_one_study(slurm_cluster: SlurmCluster, r
     _, output = submit(
         slurm_cluster,
         project,
+        summary,
         "--array=0-1",
         "slurm/sweep.sbatch",
         f"--n-trials={n_trials}",
@@ -138,12 +148,14 @@ def test_sweep_sbatch_array_tasks_share_one_study(slurm_cluster: SlurmCluster, r
     assert best["model"]["lr"] == study.best_trial.params["model.lr"]
 
 
-def test_fit_sbatch_runs_ddp_across_two_nodes(two_node_slurm_cluster: SlurmCluster, render: Render) -> None:
+def test_fit_sbatch_runs_ddp_across_two_nodes(
+    two_node_slurm_cluster: SlurmCluster, render: Render, summary: Summary
+) -> None:
     project = render({**CPU_DDP_SLURM, "devices": "1", "num_nodes": 2})
     install_editable(project)
     cluster = two_node_slurm_cluster
-    job, output = submit(cluster, project, "slurm/fit.sbatch", "--trainer.max_epochs=1", *SHORT_FIT)
-    print(output)
+    job, output = submit(cluster, project, summary, "slurm/fit.sbatch", "--trainer.max_epochs=1", *SHORT_FIT)
+    summary("SLURM job on two nodes: its output", output.splitlines())
     assert cluster.job_field(job, "NodeList") == "node[1-2]"
     assert f"launch task StepId={job}.0" in (cluster.folder / "log/slurmd-node2.out").read_text()
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in output
