@@ -40,7 +40,9 @@ SHARED_ENVIRONMENT = {
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
     for item in items:
         group = "shared_environment" if item.path.name in SHARED_ENVIRONMENT else item.path.name
         item.add_marker(pytest.mark.xdist_group(group))
