@@ -16,9 +16,10 @@ const declared = (problem) =>
   problem.kind === "runner-label" && labels.has((/label "([^"]+)" is unknown/.exec(problem.message) || [])[1]);
 
 (async () => {
-  const lint = await createLinter();
   let problems = 0;
   for (const file of files) {
+    // One linter (WebAssembly instance) a file: a single instance linting several files once died with "unreachable".
+    const lint = await createLinter();
     for (const problem of lint(readFileSync(file, "utf8"), file).filter((found) => !declared(found))) {
       console.log(`${problem.file}:${problem.line}:${problem.column}: ${problem.message} [${problem.kind}]`);
       problems += 1;
