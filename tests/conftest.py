@@ -40,9 +40,8 @@ SHARED_ENVIRONMENT = {
 }
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         group = "shared_environment" if item.path.name in SHARED_ENVIRONMENT else item.path.name
         item.add_marker(pytest.mark.xdist_group(group))
