@@ -148,13 +148,14 @@ def training(
 
 
 def install(project: Path, venv: Path) -> None:
-    """A new venv with the project and its `test` group, torch pinned first (CPU build from UV_FIND_LINKS when set).
+    """A new venv with the project and its `test` group, torch pinned first (CPU build from UV_FIND_LINKS when set:
+    then the project's own PyTorch index in `tool.uv.sources` is ignored, as it may be out of reach).
 
     Bytecode is compiled at install time, as pip does by default: otherwise every later import compiles from source
     again wherever PYTHONDONTWRITEBYTECODE is set, and start-up would be measured on a cold path no user sees.
     """
     find_links = os.environ.get("UV_FIND_LINKS") or os.environ.get("PIP_FIND_LINKS") or ""
-    index_args = ["--find-links", find_links] if find_links else []
+    index_args = ["--find-links", find_links, "--no-sources"] if find_links else []
     python = str(venv / "bin" / "python")
     timed(["uv", "venv", "--quiet", "--python", sys.executable, str(venv)])
     timed(["uv", "pip", "install", "--quiet", "--compile-bytecode", "--python", python, TORCH, *index_args])
