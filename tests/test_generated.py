@@ -16,6 +16,12 @@ pytestmark = pytest.mark.generated
 SELECTED_TESTS = {"cpu_ddp_2": "slow or not slow", "gpu_fsdp_slurm": "not distributed and not slow"}
 # The fault-injection tests (kills, preemption, corrupt checkpoints) do not depend on the answers: two sets run them.
 RUNS_FAULT_TESTS = {"defaults", "cpu_ddp_2"}
+# The dataset answers run their data's own tests, the training tests (the example learns, checkpoints, predictions)
+# and the tuner's; the rest of the suite does not depend on the dataset, and the digits answer sets run it.
+SELECTED_FILES = {
+    "csv_table": ["tests/test_csv_data.py", "tests/test_training.py", "tests/test_tune.py"],
+    "image_folder": ["tests/test_image_folder_data.py", "tests/test_training.py", "tests/test_tune.py"],
+}
 
 
 def install_editable(project: Path) -> None:
@@ -35,7 +41,7 @@ def test_rendered_project_passes_its_own_tests(render: Render, name: str) -> Non
     project = render(ANSWER_SETS[name])
     install_editable(project)
     skipped = [] if name in RUNS_FAULT_TESTS else ["--ignore=tests/test_fault_tolerance.py"]
-    result = run_suite(project, "-m", SELECTED_TESTS.get(name, "not distributed"), *skipped)
+    result = run_suite(project, "-m", SELECTED_TESTS.get(name, "not distributed"), *skipped, *SELECTED_FILES.get(name, []))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout
     assert " failed" not in result.stdout
