@@ -41,7 +41,9 @@ def test_rendered_project_passes_its_own_tests(render: Render, name: str) -> Non
     project = render(ANSWER_SETS[name])
     install_editable(project)
     skipped = [] if name in RUNS_FAULT_TESTS else ["--ignore=tests/test_fault_tolerance.py"]
-    result = run_suite(project, "-m", SELECTED_TESTS.get(name, "not distributed"), *skipped, *SELECTED_FILES.get(name, []))
+    result = run_suite(
+        project, "-m", SELECTED_TESTS.get(name, "not distributed"), *skipped, *SELECTED_FILES.get(name, [])
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout
     assert " failed" not in result.stdout
