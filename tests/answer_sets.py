@@ -16,7 +16,7 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "gpu_runner_label": "self-hosted, linux, a100",
     },
     "optuna_sweep": {"hpo": "optuna"},
-    "csv_table": {"dataset": "csv"},
+    "csv_table": {"dataset": "csv", "hpo": "optuna"},
     "image_folder": {"dataset": "image_folder", "logger": "none"},
     "long_punctuated_name": {
         "project_name": "Ça c'est « Très » Long: a Lightning project for «digits», v2 (beta) & more, by Zoë!!"
