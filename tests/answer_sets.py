@@ -16,6 +16,8 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "gpu_runner_label": "self-hosted, linux, a100",
     },
     "optuna_sweep": {"hpo": "optuna"},
+    "csv_table": {"dataset": "csv", "hpo": "optuna"},
+    "image_folder": {"dataset": "image_folder", "logger": "none"},
     "long_punctuated_name": {
         "project_name": "Ça c'est « Très » Long: a Lightning project for «digits», v2 (beta) & more, by Zoë!!"
     },
@@ -52,12 +54,10 @@ COMMON_FILES = {
     "configs/reproducible.yaml",
     "tests/conftest.py",
     "tests/test_compile.py",
-    "tests/test_datamodule.py",
     "tests/test_device_syncs.py",
     "tests/test_fault_tolerance.py",
     "tests/test_distributed.py",
     "tests/test_gpu.py",
-    "tests/test_model.py",
     "tests/test_runs.py",
     "tests/test_training.py",
     "tests/test_tune.py",
@@ -67,11 +67,15 @@ PACKAGE_FILES = {
     "__main__.py",
     "callbacks.py",
     "cli.py",
-    "datamodule.py",
     "fault_tolerance.py",
-    "model.py",
     "py.typed",
     "tune.py",
+}
+# Each dataset answer's own model and data (in the package) and their tests.
+DATASET_FILES = {
+    "digits": ({"datamodule.py", "model.py"}, {"tests/test_datamodule.py", "tests/test_model.py"}),
+    "csv": ({"csv_datamodule.py", "table.py", "tabular_model.py"}, {"tests/test_csv_data.py"}),
+    "image_folder": ({"image_datamodule.py", "image_files.py", "image_model.py"}, {"tests/test_image_folder_data.py"}),
 }
 
 
@@ -89,7 +93,9 @@ def agent_files(answers: dict[str, Any]) -> set[str]:
 def expected_files(answers: dict[str, Any]) -> set[str]:
     """The files a project rendered with `answers` (as recorded in its answers file) must hold, and no others."""
     package = answers["package_name"]
-    files = COMMON_FILES | {f"src/{package}/{name}" for name in PACKAGE_FILES} | agent_files(answers)
+    package_files, test_files = DATASET_FILES[answers.get("dataset", "digits")]
+    files = COMMON_FILES | test_files | {f"src/{package}/{name}" for name in PACKAGE_FILES | package_files}
+    files |= agent_files(answers)
     if answers.get("launcher") == "slurm":
         files.add("slurm/fit.sbatch")
     if answers.get("ci", True):

@@ -181,8 +181,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "PredictionWriter writes the first batch only",
         CALLBACKS,
-        "torch.cat([batch[key] for batch in predictions])",
-        "torch.cat([batch[key] for batch in predictions[:1]])",
+        "concatenate([batch[key] for batch in predictions])",
+        "concatenate([batch[key] for batch in predictions[:1]])",
         (f"{RUNS}::test_predict_writes_a_csv_and_prints_its_path",),
         "predictions.csv would silently miss samples",
     ),

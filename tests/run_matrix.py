@@ -10,6 +10,8 @@ A class is platform x strategy x precision x processes x launcher, with these eq
   class; with several, the combination needs the local class of its strategy, precision and process count (the
   precision plugin and the collectives act the same whoever started the processes) and the launcher's own class,
   which runs ddp in 32-true over two single-process nodes on CPU.
+The dataset answer changes the model and data, not what Lightning does with the hardware: the digits run every
+class, and each other dataset runs the single-process CPU classes, where its model's own dtype handling is what differs.
 """
 
 from dataclasses import dataclass
@@ -27,10 +29,12 @@ class RunClass:
     precision: str
     processes: int  # 1, or 2 for any count above 1
     launcher: str = "local"
+    dataset: str = "digits"
 
     @property
     def name(self) -> str:
-        return f"{self.platform}-{self.strategy}-{self.precision}-{self.processes}p-{self.launcher}"
+        data = "" if self.dataset == "digits" else f"-{self.dataset}"
+        return f"{self.platform}-{self.strategy}-{self.precision}-{self.processes}p-{self.launcher}{data}"
 
     @property
     def package(self) -> str:
@@ -49,6 +53,7 @@ class RunClass:
             "num_nodes": nodes,
             "precision": self.precision,
             "launcher": self.launcher,
+            "dataset": self.dataset,
             "logger": "csv",
             "ci": False,
         }
@@ -85,7 +90,13 @@ def needed_classes() -> set[RunClass]:
     return {run_class for answers in valid_combinations() for run_class in classes_of(answers)}
 
 
-CPU_CLASSES = sorted(run_class for run_class in needed_classes() if run_class.platform == "cpu")
+HARDWARE_CPU_CLASSES = sorted(run_class for run_class in needed_classes() if run_class.platform == "cpu")
+DATASET_CLASSES = [
+    RunClass("cpu", "auto", precision, 1, dataset=dataset)
+    for dataset in ("csv", "image_folder")
+    for precision in ("32-true", "bf16-mixed", "bf16-true", "64-true")
+]
+CPU_CLASSES = HARDWARE_CPU_CLASSES + DATASET_CLASSES
 # Run by `nox -s gpu` (tests/test_device_classes.py); the mps ones there too, on a Mac.
 DEVICE_CLASSES = sorted(run_class for run_class in needed_classes() if run_class.platform != "cpu")
 

@@ -18,7 +18,7 @@ import yaml
 from answer_sets import expected_files
 from combinations import AXES, all_combinations, expected_refusal, output_digest, render_many
 from conftest import answers_of
-from run_matrix import CPU_CLASSES, DEVICE_CLASSES, classes_of
+from run_matrix import CPU_CLASSES, DEVICE_CLASSES, HARDWARE_CPU_CLASSES, classes_of
 
 JINJA_MARKERS = ("{{", "{%", "{#")
 GITHUB_EXPRESSION = re.compile(r"\$\{\{[^}]*\}\}")  # `${{ github.ref }}` in workflows is GitHub's, not Jinja
@@ -168,7 +168,7 @@ def test_cpu_classes_are_every_cpu_strategy_precision_and_process_count_and_both
     """What tests/test_run_matrix.py runs: cpu x {auto (one process), ddp, ddp_spawn} x the four CPU precisions x
     {1, 2 processes}, and the torchrun and SLURM launchers."""
     precisions = {"32-true", "bf16-mixed", "bf16-true", "64-true"}
-    local = {(c.strategy, c.precision, c.processes) for c in CPU_CLASSES if c.launcher == "local"}
+    local = {(c.strategy, c.precision, c.processes) for c in HARDWARE_CPU_CLASSES if c.launcher == "local"}
     expected = {("auto", precision, 1) for precision in precisions} | {
         (strategy, precision, processes)
         for strategy in ("ddp", "ddp_spawn")
@@ -176,5 +176,7 @@ def test_cpu_classes_are_every_cpu_strategy_precision_and_process_count_and_both
         for processes in (1, 2)
     }
     assert local == expected
-    assert {c.launcher for c in CPU_CLASSES} == {"local", "torchrun", "slurm"}
-    assert len(CPU_CLASSES) == len(expected) + 2
+    assert {c.launcher for c in HARDWARE_CPU_CLASSES} == {"local", "torchrun", "slurm"}
+    assert len(HARDWARE_CPU_CLASSES) == len(expected) + 2
+    datasets = {(c.dataset, c.strategy, c.precision, c.processes) for c in CPU_CLASSES if c.dataset != "digits"}
+    assert datasets == {(d, "auto", precision, 1) for d in ("csv", "image_folder") for precision in precisions}

@@ -107,8 +107,13 @@ def test_repo_review_passes_except_the_documented_exceptions(render: Render) -> 
     assert sum(check["result"] is True for check in checks.values()) >= 40
 
 
-def test_mypy_strict_passes_on_a_rendered_project(render: Render, tmp_path: Path) -> None:
-    project = render({})
+@pytest.mark.parametrize(
+    "answers",
+    [{}, {"dataset": "csv", "hpo": "optuna"}, {"dataset": "image_folder"}],
+    ids=["digits", "csv-optuna", "image_folder"],
+)
+def test_mypy_strict_passes_on_a_rendered_project(render: Render, tmp_path: Path, answers: dict[str, str]) -> None:
+    project = render(answers)
     result = run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy-cache")], project)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success: no issues found" in result.stdout

@@ -18,12 +18,26 @@ SELECTED_TESTS = {
     "defaults": "not distributed",
     "cpu_ddp_2": "not compile",
     "gpu_fsdp_slurm": "not distributed and not slow and not compile",
+    "csv_table": "not distributed",
+    "image_folder": "not distributed",
 }
 # The fault-injection tests (kills, preemption, corrupt checkpoints) do not depend on the answers: two sets run them.
 RUNS_FAULT_TESTS = {"defaults", "cpu_ddp_2"}
 # The kill-at-nine-moments test starts nine child runs (about 4 minutes of CPU under load): one set runs it.
 RUNS_KILL_MOMENTS = {"defaults"}
 BUT_THE_LONGEST = "not slow and not distributed and not compile"
+# The dataset answers run the tests that depend on the model and data: their data's own, training (the example
+# learns, checkpoints, predictions), the tuner's, host syncs per step and torch.compile, and for csv (monitoring
+# val/loss, not val/acc) a sweep; the digits sets run the rest.
+DATASET_TESTS = ["tests/test_training.py", "tests/test_tune.py", "tests/test_device_syncs.py", "tests/test_compile.py"]
+SWEEP_TESTS = [
+    f"tests/test_sweep.py::{name}"
+    for name in ("test_the_shipped_settings_are_valid", "test_a_short_sweep_finishes_and_its_best_config_trains")
+]
+SELECTED_FILES = {
+    "csv_table": ["tests/test_csv_data.py", *DATASET_TESTS, *SWEEP_TESTS],
+    "image_folder": ["tests/test_image_folder_data.py", *DATASET_TESTS],
+}
 
 
 def install_editable(project: Path) -> None:
@@ -44,7 +58,8 @@ def test_rendered_project_passes_its_own_tests(render: Render, name: str) -> Non
     install_editable(project)
     skipped = [] if name in RUNS_FAULT_TESTS else ["--ignore=tests/test_fault_tolerance.py"]
     skipped += [] if name in RUNS_KILL_MOMENTS else ["-k", "not killed_at_any_moment"]
-    result = run_suite(project, "-m", SELECTED_TESTS.get(name, "not distributed and not compile"), *skipped)
+    selected = SELECTED_TESTS.get(name, BUT_THE_LONGEST)
+    result = run_suite(project, "-m", selected, *skipped, *SELECTED_FILES.get(name, []))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout
     assert " failed" not in result.stdout

@@ -67,6 +67,7 @@ def test_a_cpu_session_skips_disabled_choices_and_shows_why(session: CopierSessi
         session.accept(question)
     session.move_down("python_version", 1)  # 3.11 -> 3.12
     session.accept("license")  # MIT
+    session.move_down("dataset", 1)  # digits -> csv
     session.move_down("accelerator", 1)  # auto is last: Down wraps around to cpu
     session.type_text("devices", "2")
     fsdp_refusal = "FSDP needs accelerator 'gpu' (you answered 'cpu')"
@@ -83,6 +84,7 @@ def test_a_cpu_session_skips_disabled_choices_and_shows_why(session: CopierSessi
     answers, config = answers_and_config(tmp_path / "answered")
     assert answers["package_name"] == "keyboard_demo"
     assert answers["python_version"] == "3.12"
+    assert answers["dataset"] == "csv"
     assert (answers["accelerator"], answers["devices"], answers["strategy"]) == ("cpu", "2", "auto")
     assert answers["precision"] == "bf16-mixed"
     assert config["trainer"]["strategy"] == "ddp"  # what Lightning runs for strategy auto on 2 devices
@@ -92,7 +94,8 @@ def test_a_cpu_session_skips_disabled_choices_and_shows_why(session: CopierSessi
 
 def test_a_gpu_multi_node_session(session: CopierSession, tmp_path: Path) -> None:
     session.type_text("project_name", "Cluster Run")
-    for question in ("package_name", "description", "author_name", "author_email", "python_version", "license"):
+    answered = ("package_name", "description", "author_name", "author_email", "python_version", "license", "dataset")
+    for question in answered:
         session.accept(question)
     session.move_down("accelerator", 2)  # auto -> cpu -> gpu
     session.type_text("devices", "4")

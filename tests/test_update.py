@@ -348,3 +348,29 @@ def test_8_the_template_sync_workflow_proposes_the_newest_tag_with_conflicts_mar
     assert f"from template {OLD} to {NEW}" in body
     assert "\n- configs/default.yaml\n" in body
     assert run_workflow_step(project, "Check for a newer template version", {}, runner)["newer"] == "false"
+
+
+@pytest.mark.parametrize(("first", "then"), [("digits", "csv"), ("csv", "image_folder")])
+def test_9_switching_the_dataset_answer_swaps_model_and_data_and_git_keeps_the_edited_old_ones(
+    template_repo: Path, tmp_path: Path, first: str, then: str
+) -> None:
+    """The new answer's model and data arrive and the CLI uses them. The old answer's files leave the project, even
+    edited (copier removes what the new answers do not generate), so README says: the edits stay in git's history."""
+    project = copy_at(template_repo, tmp_path / "project", answers={"dataset": first})
+    package = answers_of(project)["package_name"]
+    leaving = set(snapshot(project)) - expected_files({**answers_of(project), "dataset": then})
+    edited = min(path for path in leaving if path.startswith("src/"))
+    with (project / edited).open("a") as handle:
+        handle.write("\n# My change.\n")
+    commit_all(project, "My change of the example")
+    update(project, {"dataset": then})
+    answers = answers_of(project)
+    assert answers["dataset"] == then
+    assert set(snapshot(project)) == expected_files_at_version_2(answers)
+    assert git(project, "show", f"HEAD:{edited}").endswith("\n# My change.\n")
+    module, name = {
+        "csv": ("csv_datamodule", "CSVDataModule"),
+        "image_folder": ("image_datamodule", "ImageFolderDataModule"),
+    }[then]
+    assert f"from {package}.{module} import {name}" in (project / f"src/{package}/cli.py").read_text()
+    assert files_with_conflicts(project) == []

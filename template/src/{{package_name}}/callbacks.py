@@ -85,7 +85,7 @@ class PredictionWriter(BasePredictionWriter):
         predictions: Sequence[Any],
         batch_indices: Sequence[Any],
     ) -> None:
-        rows = {key: torch.cat([batch[key] for batch in predictions]).tolist() for key in predictions[0]}
+        rows = {key: concatenate([batch[key] for batch in predictions]) for key in predictions[0]}
         path = self.output_file
         if trainer.world_size > 1:
             path = path.with_name(f"{path.stem}-rank{trainer.global_rank}{path.suffix}")
@@ -95,3 +95,8 @@ class PredictionWriter(BasePredictionWriter):
             writer.writerow(rows)
             writer.writerows(zip(*rows.values(), strict=True))
         rank_zero_info(f"Wrote {len(next(iter(rows.values())))} predictions to {path.resolve()}")
+
+
+def concatenate(batches: list[Any]) -> list[Any]:
+    """One column of the predictions: tensors joined, and lists (class names, file paths) chained."""
+    return [item for batch in batches for item in (batch.tolist() if isinstance(batch, torch.Tensor) else batch)]
