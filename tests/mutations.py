@@ -179,6 +179,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "runs would overwrite each other's config, and a run could not be repeated",
     ),
     Mutation(
+        "the training loss is logged one step before Lightning writes it",
+        CALLBACKS,
+        "((trainer.global_step + 1) % every == 0",
+        "(trainer.global_step % every == 0",
+        (f"{RUNS}::test_the_training_loss_reaches_the_logger_at_every_logging_step",),
+        "the loggers would show a loss from steps before the one they name, or none",
+    ),
+    Mutation(
         "PredictionWriter writes the first batch only",
         CALLBACKS,
         "concatenate([batch[key] for batch in predictions])",

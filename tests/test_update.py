@@ -49,7 +49,7 @@ def make_version_2(repo: Path) -> None:
     (template / MOVED_FROM).rename(template / MOVED_TO)
     with (template / MOVED_TO).open("a") as moved:
         moved.write("  log_every_n_steps: 1\n")
-    with (template / "src/{{package_name}}/model.py").open("a") as model:
+    with (template / "src/{{package_name}}/model.py.jinja").open("a") as model:
         model.write("\n\n# A change of the example model in v0.2.0, which updates must not bring into projects.\n")
     migration = (
         "_migrations:\n"
