@@ -44,8 +44,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "StopOnNonFiniteLoss never raises",
         FAULTS,
-        "        if step < 0:\n            return\n",
-        "        return\n",
+        "        if finite.all():\n",
+        "        if True:\n",
         (f"{FAULT_TESTS}::test_a_non_finite_loss_stops_training_naming_the_step",),
         "a NaN loss would train on and overwrite good checkpoints",
     ),

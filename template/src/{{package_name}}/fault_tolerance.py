@@ -28,26 +28,30 @@ class StopOnNonFiniteLoss(Callback):
     """Stop training at a NaN or infinite loss, before a checkpoint can hold weights trained on it.
 
     Reading the loss on the host every step would make the host wait for the device each step, stalling a GPU's
-    queue. So each step only records on the device the first step whose loss was not finite, and the host reads that
-    record at logging steps (every `trainer.log_every_n_steps` optimizer steps), before each validation, at the end of
-    each epoch, and before any checkpoint is written. A run therefore stops at most `log_every_n_steps - 1` optimizer
-    steps after the bad one, and never writes a checkpoint from weights updated after a non-finite loss.
+    queue, and even a test on the device costs a few kernel launches a step. So each step only keeps a reference to
+    its loss, and the host tests the losses kept so far, all at once, at logging steps (every
+    `trainer.log_every_n_steps` optimizer steps), before each validation, at the end of each epoch, before any
+    checkpoint is written, and every `max_unchecked` losses. A run therefore stops at most `log_every_n_steps - 1`
+    optimizer steps after the bad one, and never writes a checkpoint from weights updated after a non-finite loss.
+
+    Args:
+        max_unchecked: Test the kept losses when this many are waiting, even between logging steps: bounds the
+            memory they hold when logging is rare or off.
     """
 
-    def __init__(self) -> None:
-        self.first_bad_step: torch.Tensor | None = None  # -1 until a loss is not finite; a device tensor
-        self.first_bad_loss: torch.Tensor | None = None
+    def __init__(self, max_unchecked: int = 1024) -> None:
+        self.max_unchecked = max_unchecked
+        self.losses: list[torch.Tensor] = []  # one per backward pass since the last check, on the device
+        self.steps: list[int] = []  # the global step of each
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.first_bad_step = torch.tensor(-1, device=pl_module.device)
-        self.first_bad_loss = torch.tensor(0.0, device=pl_module.device)
+        self.losses, self.steps = [], []
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
-        if self.first_bad_step is None or self.first_bad_loss is None:
-            return
-        first = (self.first_bad_step < 0) & ~torch.isfinite(loss.detach())
-        self.first_bad_step = torch.where(first, trainer.global_step, self.first_bad_step)
-        self.first_bad_loss = torch.where(first, loss.detach().float(), self.first_bad_loss)
+        self.losses.append(loss.detach())
+        self.steps.append(trainer.global_step)
+        if len(self.losses) >= self.max_unchecked:
+            self.check(trainer)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         every: int = trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by Lightning, not declared
@@ -64,14 +68,17 @@ class StopOnNonFiniteLoss(Callback):
         self.check(trainer)  # raised before the file is written
 
     def check(self, trainer: L.Trainer) -> None:
-        """Raise if a loss so far was not finite: one device-to-host copy."""
-        if self.first_bad_step is None or self.first_bad_loss is None:
+        """Raise if a loss kept so far is not finite: one device-to-host copy for all of them."""
+        if not self.losses:
             return
-        step = int(self.first_bad_step)
-        if step < 0:
+        losses = torch.stack(self.losses)
+        finite = torch.isfinite(losses)
+        if finite.all():
+            self.losses, self.steps = [], []
             return
+        first = int((~finite).nonzero()[0])
         raise NonFiniteLossError(
-            f"training stopped: the loss is {self.first_bad_loss.item()} at global step {step} "
+            f"training stopped: the loss is {losses[first].item()} at global step {self.steps[first]} "
             f"(noticed at step {trainer.global_step}, epoch {trainer.current_epoch}). Look for NaN/Inf in the inputs, "
             "lower model.lr, or train in precision 32-true; the checkpoints written so far hold the weights from "
             "before that step."
