@@ -39,6 +39,7 @@ TRAINING = "tests/test_training.py"
 RUNS = "tests/test_runs.py"
 FAULT_TESTS = "tests/test_fault_tolerance.py"
 SWEEP_TESTS = "tests/test_sweep.py"
+SYNC_TEST = "tests/test_device_syncs.py::test_the_default_config_syncs_no_more_per_step_than_a_plain_loop"
 
 MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
@@ -201,6 +202,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        filename: final\n",
         (f"{RUNS}::test_each_run_gets_one_directory_with_checkpoints_config_and_logs",),
         "`--ckpt_path last` would find nothing to resume from",
+    ),
+    Mutation(
+        "training accuracy averages per class",
+        MODEL,
+        '        self.train_acc = MulticlassAccuracy(num_classes, average="micro")\n',
+        "        self.train_acc = MulticlassAccuracy(num_classes)\n",
+        (SYNC_TEST,),
+        "its bincount would make a GPU's host wait at every training step",
+    ),
+    Mutation(
+        "the training loss goes to the progress bar at every step",
+        MODEL,
+        '        if is_logging_step(self.trainer):\n            self.log("train/loss", loss)\n',
+        '        self.log("train/loss", loss, prog_bar=True)\n',
+        (SYNC_TEST,),
+        "the bar would copy the loss to the host at every step, stalling a GPU",
     ),
     Mutation(
         "sweep trials train without their sampled values",
