@@ -51,6 +51,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a NaN loss would train on and overwrite good checkpoints",
     ),
     Mutation(
+        "the progress bar redraws at Lightning's default rate",
+        CALLBACKS,
+        "RichProgressBar(refresh_rate=10)",
+        "RichProgressBar()",
+        (f"{TRAINING}::test_the_progress_bar_redraws_ten_times_a_second_unless_one_is_configured",),
+        "a redraw thread at 100 per second took 7% of a small model's fit, and far more on a busy machine",
+    ),
+    Mutation(
         "RNGStateCheckpoint restores nothing",
         FAULTS,
         '        torch.set_rng_state(state_dict["torch"])\n',
