@@ -21,7 +21,7 @@ from report import (
     throughput_rows,
     training_row,
 )
-from synthetic import BATCH_SIZE, MODEL
+from synthetic import BATCH_SIZE, model_arguments
 
 
 def test_spread_is_median_and_range() -> None:
@@ -97,8 +97,7 @@ def test_both_sides_train_the_gpu_sized_workload_alike(render: Render, tmp_path:
     common = ["--package", "lightning_project", "--src", str(project / "src"), "--synthetic-samples", "1024"]
     plain_args = ["--data-dir", str(tmp_path / "data"), "--epochs", "1"]
     plain = run_json(str(BENCHMARKS / "plain_loop.py"), *common, *plain_args, cwd=tmp_path)
-    sizes = [f"--model.{name}={value}" for name, value in MODEL.items()]
-    fit_args = ["fit", "--trainer.max_epochs=1", "--trainer.accelerator=cpu", *sizes]
+    fit_args = ["fit", "--trainer.max_epochs=1", "--trainer.accelerator=cpu", *model_arguments(compiled=False)]
     generated = run_json(str(BENCHMARKS / "cli_fit.py"), *common, "--", *fit_args, cwd=tmp_path)
     assert plain["steps"] == generated["steps"] == 1024 // BATCH_SIZE
     assert plain["samples"] == generated["samples"] == 1024
