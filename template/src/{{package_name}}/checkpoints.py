@@ -1,11 +1,13 @@
 """Finding and checking checkpoints: `--ckpt_path last` and `best` in any new process, and a file's faults named
 before Lightning reads it.
 
-Only training runs are searched (`test` and `predict` write no checkpoints) and never a sweep's trials (run folders
-named `sweep-*`), so a search never shadows your own runs.
+Only training runs are searched (`test` and `predict` write no checkpoints) and never a sweep's trials (named
+`sweep-<study>-trial<number>` by `<package>-sweep`, in their folder or their saved config), so a search never
+shadows your own runs.
 """
 
 import pickle
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -13,17 +15,22 @@ from typing import Any
 
 import torch
 
-SWEEP_RUN_PREFIX = "sweep-"
+SWEEP_TRIAL = re.compile(r"sweep-.+-trial\d+")
 
 
 def training_checkpoints(root: Path, pattern: str = "*.ckpt") -> list[Path]:
     """Checkpoints below `root` matching `pattern`, newest first, outside sweep trials."""
-    found = (path for path in root.glob(f"**/{pattern}") if not is_sweep_trial(path.relative_to(root)))
+    found = (path for path in root.glob(f"**/{pattern}") if not is_sweep_trial(path))
     return sorted(found, key=lambda path: path.stat().st_mtime, reverse=True)
 
 
-def is_sweep_trial(path: Path) -> bool:
-    return any(part.startswith(SWEEP_RUN_PREFIX) for part in path.parts)
+def is_sweep_trial(checkpoint: Path) -> bool:
+    """A trial's run folder is named after it (TensorBoard, CSV, W&B, no logger); MLflow's is a run id, but the run's
+    `config.yaml` beside `checkpoints/` names it."""
+    if any(SWEEP_TRIAL.fullmatch(part) for part in checkpoint.parts):
+        return True
+    config = checkpoint.parent.parent / "config.yaml"
+    return config.is_file() and SWEEP_TRIAL.search(config.read_text(errors="replace")) is not None
 
 
 def find_last_checkpoint(root: Path) -> Path:
