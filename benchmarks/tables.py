@@ -9,8 +9,10 @@ values, a text target; 1% of the cells of three columns missing) is taken to the
   transformed to float32, the same first batch.
 Each side runs in a fresh process (imports not counted in its time); its peak memory is the process's maximum
 resident set (`os.wait4`). The two sides alternate, `--repeats` times. Then: a cache hit (what every other rank and
-every later run pays), two processes mapping one cache (PSS from /proc/<pid>/smaps_rollup, against one process),
-and a `--big-rows` run (default 10,000,000) of the generated project alone.
+every later run pays), two processes mapping one cache (PSS from /proc/<pid>/smaps, against one process), and a
+`--big-rows` table (default 10,000,000) taken to the first batch by the generated project alone, then read as new
+inputs by `iter_inputs` (peak memory against the `--rows` table: flat). Children import the rendered package without
+its `__init__`, which imports torch: data cost alone, as in the export bundle.
 """
 
 import argparse
@@ -119,6 +121,17 @@ def baseline(table: Path) -> dict[str, float]:
     return {"seconds": time.perf_counter() - start, "width": features.shape[1]}
 
 
+def stream(table: Path, cache_dir: Path) -> dict[str, float]:
+    """Every row of the table encoded as new inputs (`predict --data.predict_path`), batch by batch."""
+    from lightning_project.preprocess import Preprocessor  # noqa: PLC0415
+    from lightning_project.table_cache import TableCache  # noqa: PLC0415
+
+    preprocessor = TableCache(table, cache_dir, Preprocessor(target_column="label")).load().preprocessor
+    start = time.perf_counter()
+    rows = sum(len(ids) for ids, _ in preprocessor.iter_inputs(table, 4096))
+    return {"seconds": time.perf_counter() - start, "rows": rows}
+
+
 def hold_mapped(cache_dir: Path, table: Path) -> None:
     """Map an existing cache, touch every page, say so, and hold the mapping until stdin closes."""
     from lightning_project.preprocess import Preprocessor  # noqa: PLC0415
@@ -154,7 +167,9 @@ def pss_mb(pid: int, folder: Path | None = None) -> float:
     total, inside = 0, False
     for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
         fields = line.split()
-        if "-" in fields[0] and len(fields) >= 5:  # a mapping's header line: address range, perms, offset, dev, inode, path
+        if (
+            "-" in fields[0] and len(fields) >= 5
+        ):  # a mapping's header line: address range, perms, offset, dev, inode, path
             inside = len(fields) >= 6 and fields[5].startswith(str(folder))
         elif inside and fields[0] == "Pss:":
             total += int(fields[1])
@@ -186,15 +201,113 @@ def render(work: Path) -> Path:
 
     template = copy_template(Path(tempfile.mkdtemp(dir=work)))
     project = work / "project"
-    command = ["copier", "copy", "--defaults", "--trust", "--quiet", "--data", "dataset=csv", str(template), str(project)]
+    command = [
+        "copier",
+        "copy",
+        "--defaults",
+        "--trust",
+        "--quiet",
+        "--data",
+        "dataset=csv",
+        str(template),
+        str(project),
+    ]
     subprocess.run(command, check=True, capture_output=True)
     return project / "src"
+
+
+def run_child(role: str, src: Path, paths: list[Path]) -> None:
+    """One side's measurement in this fresh process: its result as JSON on the last line."""
+    # The package without its __init__ (which imports the model, and so torch): the data side alone is measured,
+    # as the export bundle runs preprocess.py alone.
+    package = types.ModuleType(PACKAGE)
+    package.__path__ = [str(src / PACKAGE)]
+    sys.modules[PACKAGE] = package
+    if role == "map":
+        hold_mapped(*paths)
+        return
+    roles = {"ours": ours, "baseline": baseline, "stream": stream}
+    print(json.dumps(roles[role](*paths)))
+
+
+Result = tuple[dict[str, float], float]  # a child's JSON result and its peak memory in MB
+
+
+def comparison_rows(rows: int, results: dict[str, list[Result]]) -> list[Row]:
+    """Time and peak memory to the first batch against the baseline, and the cache hit."""
+
+    def spread(name: str, memory: bool) -> Spread:
+        return Spread.of([peak if memory else result["seconds"] for result, peak in results[name]])
+
+    table = []
+    for clock, memory, unit, digits in (("wall time", False, "s", 2), ("peak memory", True, "MB", 0)):
+        generated, reference = spread("ours", memory), spread("baseline", memory)
+        ratio = generated.median / reference.median
+        verdict = "met" if ratio <= 1.5 else "missed"
+        measure = f"{rows:,} rows to the first batch, {clock}: vs pandas + ColumnTransformer"
+        table.append(
+            Row(
+                measure,
+                generated.show(unit, digits),
+                reference.show(unit, digits),
+                f"{ratio:.2f}x",
+                "<= 1.50x",
+                verdict,
+            )
+        )
+    table.append(
+        plain_row("cache hit (another rank, a later run): load + first batch, wall time", spread("hit", False))
+    )
+    return table
+
+
+def sharing_rows(one: tuple[float, float], two: tuple[float, float]) -> list[Row]:
+    """Two processes mapping one cache against one process, in PSS: all their memory, and the cache's share."""
+    table = []
+    for what, index in (("PSS of the processes", 0), ("PSS of their cache mappings", 1)):
+        ratio = two[index] / one[index]
+        verdict = "met" if ratio <= 1.3 else "missed"
+        measure = f"two processes mapping one cache vs one process: {what}"
+        table.append(Row(measure, f"{two[index]:.0f} MB", f"{one[index]:.0f} MB", f"{ratio:.2f}x", "<= 1.30x", verdict))
+    return table
+
+
+def big_rows(src: Path, work: Path, rows: int, small: Result) -> list[Row]:
+    """The `rows`-row table to the first batch (it completes), and streamed as new inputs beside the smaller one."""
+    big = work / f"table-{rows}.csv"
+    if not big.exists():
+        write_table(big, rows)
+    shutil.rmtree(work / "cache-big", ignore_errors=True)
+    result, peak = child("ours", src, big, work / "cache-big")
+    streamed, stream_peak = child("stream", src, big, work / "cache-big")
+    small_rows, small_peak = int(small[0]["rows"]), small[1]
+    ratio = stream_peak / small_peak
+    return [
+        Row(
+            f"{rows:,} rows to the first batch",
+            f"{result['seconds']:.1f} s, {peak:,.0f} MB peak",
+            "",
+            "",
+            "completes",
+            "met",
+        ),
+        Row(
+            f"new inputs (`predict --data.predict_path`): `iter_inputs` over {rows:,} rows, batches of 4096",
+            f"{streamed['seconds']:.1f} s, {stream_peak:,.0f} MB peak",
+            f"{small_rows:,} rows: {small[0]['seconds']:.1f} s, {small_peak:,.0f} MB peak",
+            f"{ratio:.2f}x the memory for {rows // small_rows}x the rows",
+            "memory flat (<= 1.20x)",
+            "met" if ratio <= 1.2 else "missed",
+        ),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--big-rows", type=int, default=10_000_000, help="rows of the generated-project-only run (0: skip)")
+    parser.add_argument(
+        "--big-rows", type=int, default=10_000_000, help="rows of the generated project's large run (0: skip)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, help="folder for the tables and caches (default: a temporary one)")
     parser.add_argument("--src", type=Path, help="a rendered csv project's src/ (default: render one)")
@@ -202,79 +315,32 @@ def main() -> None:
     parser.add_argument("paths", nargs="*", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        # The package without its __init__ (which imports the model, and so torch): the data side alone is measured,
-        # as the export bundle runs preprocess.py alone.
-        package = types.ModuleType(PACKAGE)
-        package.__path__ = [str(args.src / PACKAGE)]
-        sys.modules[PACKAGE] = package
-        if args.child == "map":
-            hold_mapped(*args.paths)
-            return
-        result = ours(*args.paths) if args.child == "ours" else baseline(*args.paths)
-        print(json.dumps(result))
+        run_child(args.child, args.src, args.paths)
         return
-
     work = args.work or Path(tempfile.mkdtemp(prefix="copier-lightning-tables-"))
     work.mkdir(parents=True, exist_ok=True)
     src = args.src or render(work)
     table = work / f"table-{args.rows}.csv"
     if not table.exists():
         write_table(table, args.rows)
-    results: dict[str, list[tuple[dict[str, float], float]]] = {"ours": [], "baseline": [], "hit": []}
-    for repeat in range(args.repeats):
+    results: dict[str, list[Result]] = {"ours": [], "baseline": [], "hit": []}
+    for repeat in range(args.repeats):  # the sides alternate, so a busy machine slows both alike
         cache_dir = work / f"cache-{repeat}"
         shutil.rmtree(cache_dir, ignore_errors=True)  # the first run writes it, the second finds it
         results["ours"].append(child("ours", src, table, cache_dir))
         results["hit"].append(child("ours", src, table, cache_dir))
         results["baseline"].append(child("baseline", src, table))
-    one, two = mapped_pss(src, work / "cache-0", table, 1), mapped_pss(src, work / "cache-0", table, 2)
-
-    def spread(name: str, index: int) -> Spread:
-        return Spread.of([run[1] if index else run[0]["seconds"] for run in results[name]])
-
-    rows = []
-    for measure, index, unit, digits in (("wall time", 0, "s", 2), ("peak memory", 1, "MB", 0)):
-        generated, reference = spread("ours", index), spread("baseline", index)
-        ratio = generated.median / reference.median
-        rows.append(
-            Row(
-                f"{args.rows:,} rows to the first batch, {measure}: vs pandas + ColumnTransformer",
-                generated.show(unit, digits),
-                reference.show(unit, digits),
-                f"{ratio:.2f}x",
-                "<= 1.50x",
-                "met" if ratio <= 1.5 else "missed",
-            )
-        )
-    rows.append(plain_row("cache hit (another rank, a later run): load + first batch, wall time", spread("hit", 0)))
-    for measure, index in (("PSS of the processes", 0), ("PSS of their cache mappings", 1)):
-        ratio = two[index] / one[index]
-        rows.append(
-            Row(
-                f"two processes mapping one cache vs one process: {measure}",
-                f"{two[index]:.0f} MB",
-                f"{one[index]:.0f} MB",
-                f"{ratio:.2f}x",
-                "<= 1.30x",
-                "met" if ratio <= 1.3 else "missed",
-            )
-        )
+    rows = comparison_rows(args.rows, results)
+    rows += sharing_rows(mapped_pss(src, work / "cache-0", table, 1), mapped_pss(src, work / "cache-0", table, 2))
     if args.big_rows:
-        big = work / f"table-{args.big_rows}.csv"
-        if not big.exists():
-            write_table(big, args.big_rows)
-        result, peak = child("ours", src, big, work / "cache-big")
-        rows.append(
-            Row(f"{args.big_rows:,} rows to the first batch", f"{result['seconds']:.1f} s, {peak:,.0f} MB", "", "", "completes", "met")
-        )
-    size = table.stat().st_size / 1e6
-    width = results["ours"][0][0]["width"]
+        rows += big_rows(src, work, args.big_rows, child("stream", src, table, work / "cache-0"))
+    widths = [results[name][0][0]["width"] for name in ("ours", "baseline")]
     print(markdown_table(rows))
     print(
-        f"\nTable: {args.rows:,} rows x 24 columns, {size:.0f} MB of CSV; encoded width {width:.0f} floats + 1 embedded "
-        f"index (generated project) and {results['baseline'][0][0]['width']:.0f} floats (baseline). Times exclude "
-        f"imports; peak memory is each process's maximum resident set. Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
-        "by `python benchmarks/tables.py`."
+        f"\nTable: {args.rows:,} rows x 24 columns, {table.stat().st_size / 1e6:.0f} MB of CSV; encoded as {widths[0]:.0f} "
+        f"floats + 1 embedded index (generated project), {widths[1]:.0f} floats (baseline). Times exclude imports; peak "
+        "memory is each process's maximum resident set. "
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python benchmarks/tables.py`."
     )
 
 
