@@ -138,8 +138,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "the csv answer re-fits its encoding on the table it evaluates",
         DATAMODULE,
-        "        if self.preprocessor is None:\n            task = target_task(",
-        "        if True:\n            task = target_task(",
+        "        preprocessor = self.preprocessor or self.options\n",
+        "        preprocessor = self.options\n",
         ("tests/test_datamodule.py::test_a_checkpoints_encoding_is_used_for_another_table",),
         "a checkpoint evaluated or fine-tuned on another table would scale it by that table's own statistics",
         "csv_table",
