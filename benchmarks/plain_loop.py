@@ -1,6 +1,6 @@
 """The baseline: the generated project's model and data trained by a hand-written PyTorch loop.
 
-Same `Classifier` network, same `DigitsDataModule` loaders, same AdamW and per-step cosine schedule, same number of
+Same `LitModel` and `MLP` network, same `DigitsDataModule` loaders, same AdamW and per-step cosine schedule, same number of
 optimizer steps and a validation pass (loss and accuracy) after every epoch, as the generated CLI runs them.
 On CUDA with `--precision bf16-mixed` the steps run under `torch.autocast`, as Lightning's `bf16-mixed` does.
 Run it as `python plain_loop.py --package NAME --src DIR --data-dir DIR --epochs N`; it prints one JSON line.
@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from contextlib import nullcontext
+from types import SimpleNamespace
 from typing import Any
 
 import synthetic
@@ -35,19 +36,21 @@ def train(
 
     With `synthetic_samples`, train the GPU-sized workload of `synthetic.py` instead of the digits.
     """
-    datamodule_module = importlib.import_module(f"{package}.datamodule")
-    model_module = importlib.import_module(f"{package}.model")
+    modules = SimpleNamespace(
+        **{name: importlib.import_module(f"{package}.{name}") for name in ("datamodule", "model", "network")}
+    )
     start, start_cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(seed)
     if synthetic_samples:
         train_loader, val_loader = synthetic.loaders(synthetic_samples)
-        model = model_module.Classifier(**synthetic.MODEL, compile=compiled).to(device)
+        model = synthetic.model(modules, compiled).to(device)
     else:
-        datamodule = datamodule_module.DigitsDataModule(data_dir=data_dir)
+        datamodule = modules.datamodule.DigitsDataModule(data_dir=data_dir)
         datamodule.prepare_data()
         datamodule.setup("fit")
         train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
-        model = model_module.Classifier(compile=compiled).to(device)
+        network = {"class_path": f"{package}.network.MLP", "init_args": {}}
+        model = modules.model.LitModel(network=network, compile=compiled, **datamodule.preprocessor.sizes()).to(device)
     autocast = torch.autocast(device, dtype=torch.bfloat16) if precision == "bf16-mixed" else nullcontext()
     criterion = torch.nn.CrossEntropyLoss()
     optimizer = AdamW(model.parameters(), lr=model.hparams["lr"], weight_decay=model.hparams["weight_decay"])
@@ -56,8 +59,8 @@ def train(
     val_acc = 0.0
     for _ in range(epochs):
         model.train()
-        for features, labels in train_loader:
-            x, y = features.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        for batch in train_loader:
+            x, y = batch["inputs"][0].to(device, non_blocking=True), batch["target"].to(device, non_blocking=True)
             with autocast:
                 loss = criterion(model(x), y)
             optimizer.zero_grad(set_to_none=True)
@@ -69,8 +72,8 @@ def train(
         total = 0
         val_loss, correct = torch.zeros((), device=device), torch.zeros((), device=device)
         with torch.no_grad(), autocast:
-            for features, labels in val_loader:
-                x, y = features.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            for batch in val_loader:
+                x, y = batch["inputs"][0].to(device, non_blocking=True), batch["target"].to(device, non_blocking=True)
                 logits = model(x)
                 val_loss += criterion(logits, y) * len(y)
                 correct += (logits.argmax(dim=-1) == y).sum()

@@ -58,6 +58,8 @@ COMMON_FILES = {
     "tests/test_fault_tolerance.py",
     "tests/test_distributed.py",
     "tests/test_gpu.py",
+    "tests/test_model.py",
+    "tests/test_predict.py",
     "tests/test_runs.py",
     "tests/test_training.py",
     "tests/test_tune.py",
@@ -66,17 +68,22 @@ PACKAGE_FILES = {
     "__init__.py",
     "__main__.py",
     "callbacks.py",
+    "checkpoints.py",
     "cli.py",
+    "data.py",
+    "datamodule.py",
     "fault_tolerance.py",
+    "inference.py",
+    "model.py",
+    "network.py",
+    "predictions.py",
+    "preprocess.py",
     "py.typed",
     "tune.py",
 }
-# Each dataset answer's own model and data (in the package) and their tests.
-DATASET_FILES = {
-    "digits": ({"datamodule.py", "model.py"}, {"tests/test_datamodule.py", "tests/test_model.py"}),
-    "csv": ({"csv_datamodule.py", "table.py", "tabular_model.py"}, {"tests/test_csv_data.py"}),
-    "image_folder": ({"image_datamodule.py", "image_files.py", "image_model.py"}, {"tests/test_image_folder_data.py"}),
-}
+# Every dataset answer has its own datamodule.py, network.py and preprocess.py (the same names, other contents) and
+# their tests; the files below are the same set for each answer.
+DATASET_FILES = {"tests/test_datamodule.py", "tests/test_preprocess.py", "tests/raw_inputs.py"}
 
 
 HANDOFF_AGENTS = ("pytorch-agent", "ml-trainer", "data-prep", "test-agent")
@@ -93,8 +100,7 @@ def agent_files(answers: dict[str, Any]) -> set[str]:
 def expected_files(answers: dict[str, Any]) -> set[str]:
     """The files a project rendered with `answers` (as recorded in its answers file) must hold, and no others."""
     package = answers["package_name"]
-    package_files, test_files = DATASET_FILES[answers.get("dataset", "digits")]
-    files = COMMON_FILES | test_files | {f"src/{package}/{name}" for name in PACKAGE_FILES | package_files}
+    files = COMMON_FILES | DATASET_FILES | {f"src/{package}/{name}" for name in PACKAGE_FILES}
     files |= agent_files(answers)
     if answers.get("launcher") == "slurm":
         files.add("slurm/fit.sbatch")

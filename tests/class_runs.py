@@ -127,12 +127,14 @@ def check_results(run_class: RunClass, project: Path) -> list[str]:
     ]
     if len(test_accuracies) != 1 or not 0 <= test_accuracies[0] <= 1:
         problems.append(f"test: expected one test/acc in the metrics.csv files, found {test_accuracies}")
-    ranks = [""] if run_class.processes == 1 else ["-rank0", "-rank1"]
-    for rank in ranks:
-        predictions = project / f"logs/predictions{rank}.csv"
-        rows = len(predictions.read_text().splitlines()) - 1 if predictions.is_file() else 0
-        if rows != PREDICT_BATCHES * BATCH_SIZE:
-            problems.append(f"predict: {predictions.name} holds {rows} rows, expected {PREDICT_BATCHES * BATCH_SIZE}")
+    predictions = project / "logs/predictions.csv"
+    rows = list(csv.DictReader(predictions.open())) if predictions.is_file() else []
+    expected = PREDICT_BATCHES * BATCH_SIZE * run_class.processes  # every process predicts its own batches
+    if len(rows) != expected:
+        problems.append(f"predict: {predictions.name} holds {len(rows)} rows, expected {expected}")
+    leftovers = sorted(path.name for path in predictions.parent.glob("predictions.csv.*"))
+    if leftovers:
+        problems.append(f"predict: parts left beside the merged file: {leftovers}")
     return problems
 
 

@@ -28,7 +28,11 @@ class MutationTargetError(AssertionError):
 
 
 MODEL = "src/{package}/model.py"
-DATA = "src/{package}/datamodule.py"
+DATA = "src/{package}/data.py"
+DATAMODULE = "src/{package}/datamodule.py"
+PREPROCESS = "src/{package}/preprocess.py"
+PREDICTIONS = "src/{package}/predictions.py"
+CHECKPOINTS = "src/{package}/checkpoints.py"
 CLI = "src/{package}/cli.py"
 CALLBACKS = "src/{package}/callbacks.py"
 FAULTS = "src/{package}/fault_tolerance.py"
@@ -76,7 +80,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "--ckpt_path last picks the oldest checkpoint",
-        CLI,
+        CHECKPOINTS,
         "key=lambda path: path.stat().st_mtime, reverse=True)",
         "key=lambda path: path.stat().st_mtime)",
         (f"{TRAINING}::test_ckpt_path_last_takes_the_newest_of_several_runs",),
@@ -110,23 +114,56 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "training_step cuts the graph: no weight learns",
         MODEL,
-        "        loss: torch.Tensor = self.criterion(logits, y)\n",
-        "        loss: torch.Tensor = self.criterion(logits.detach().requires_grad_(), y)\n",
+        "        loss: Tensor = self.criterion(output, target)\n",
+        "        loss: Tensor = self.criterion(output.detach().requires_grad_(), target)\n",
         (f"{TRAINING}::test_model_lr_sets_the_size_of_the_first_update",),
         "training would run, log losses and never change a weight",
     ),
     Mutation(
-        "predict_step reports the least likely class's probability as confidence",
-        MODEL,
-        '"confidence": probabilities.amax(dim=-1)',
-        '"confidence": probabilities.amin(dim=-1)',
-        ("tests/test_model.py::test_predict_step_returns_labels_and_confidences",),
+        "predictions report the least likely class's probability as confidence",
+        PREDICTIONS,
+        "probabilities.max(axis=-1), *probabilities.T]",
+        "probabilities.min(axis=-1), *probabilities.T]",
+        ("tests/test_predict.py::test_new_inputs_get_one_row_each_in_input_order_as_in_python",),
         "predictions.csv would carry wrong confidences",
+    ),
+    Mutation(
+        "predict re-fits the preprocessing on the inputs it predicts",
+        DATAMODULE,
+        "        if self.preprocessor is None:\n            self.preprocessor = Preprocessor(",
+        "        if True:\n            self.preprocessor = Preprocessor(",
+        ("tests/test_datamodule.py::test_the_preprocessor_is_fitted_once_and_a_given_one_is_kept",),
+        "new inputs would be encoded with other statistics than the training rows: skewed predictions",
+    ),
+    Mutation(
+        "the csv answer re-fits its encoding on the table it evaluates",
+        DATAMODULE,
+        "        preprocessor = self.preprocessor or self.options\n",
+        "        preprocessor = self.options\n",
+        ("tests/test_datamodule.py::test_a_checkpoints_encoding_is_used_for_another_table",),
+        "a checkpoint evaluated or fine-tuned on another table would scale it by that table's own statistics",
+        "csv_table",
+    ),
+    Mutation(
+        "predictions of several processes or workers are not put back in input order",
+        PREDICTIONS,
+        "heapq.merge(*readers, key=lambda item: item[0])",
+        "(item for reader in readers for item in reader)",
+        ("tests/test_predict.py::test_new_inputs_get_one_row_each_in_input_order_as_in_python",),
+        "predictions.csv would list inputs out of order, or by process",
+    ),
+    Mutation(
+        "--ckpt_path best takes the oldest run's best checkpoint",
+        CHECKPOINTS,
+        "    newest_run = find_last_checkpoint(root).parent\n",
+        "    newest_run = training_checkpoints(root)[-1].parent\n",
+        (f"{TRAINING}::test_ckpt_path_best_takes_the_newest_runs_best_and_no_sweep_trial_shadows_a_run",),
+        "`test --ckpt_path best` would evaluate an old run",
     ),
     Mutation(
         "the split draws from the global random state",
         DATA,
-        '        generator = torch.Generator().manual_seed(self.hparams["split_seed"])\n',
+        "        generator = torch.Generator().manual_seed(self.split_seed)\n",
         "        generator = None\n",
         ("tests/test_datamodule.py::test_split_is_the_same_twice",),
         "the test set would move between runs and leak into training",
@@ -134,25 +171,25 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "training batches are not shuffled",
         DATA,
-        "        return self._loader(self.train_set, shuffle=True)\n",
-        "        return self._loader(self.train_set, shuffle=False)\n",
+        "        return self.loader(self.train_set, shuffle=True)\n",
+        "        return self.loader(self.train_set, shuffle=False)\n",
         ("tests/test_datamodule.py::test_training_batches_are_shuffled_and_evaluation_batches_are_not",),
         "every epoch would see the batches in one order",
     ),
     Mutation(
         "validation runs on the test split",
         DATA,
-        "        return self._loader(self.val_set)\n",
-        "        return self._loader(self.test_set)\n",
+        "        return self.loader(self.val_set)\n",
+        "        return self.loader(self.test_set)\n",
         ("tests/test_datamodule.py::test_each_loader_serves_its_own_split",),
         "model selection would peek at the test set",
     ),
     Mutation(
-        "features are not scaled to [0, 1]",
-        DATA,
-        "torch.tensor(features / 16.0, dtype=torch.float32)",
-        "torch.tensor(features / 1.0, dtype=torch.float32)",
-        ("tests/test_datamodule.py::test_batches_are_features_and_labels",),
+        "pixels are not scaled to [0, 1]",
+        PREPROCESS,
+        "MAX_VALUE = 16.0",
+        "MAX_VALUE = 1.0",
+        ("tests/test_preprocess.py::test_pixels_are_scaled_to_the_unit_interval",),
         "inputs 16 times too large",
     ),
     Mutation(
@@ -198,8 +235,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "PredictionWriter writes the first batch only",
         CALLBACKS,
-        "concatenate([batch[key] for batch in predictions])",
-        "concatenate([batch[key] for batch in predictions[:1]])",
+        "        self.writer.writerows([position, *row] for position, row in zip(positions, rows, strict=True))\n",
+        "        self.writer.writerows([position, *row] for position, row in zip(positions, rows, strict=True) if batch_idx == 0)\n",
         (f"{RUNS}::test_predict_writes_a_csv_and_prints_its_path",),
         "predictions.csv would silently miss samples",
     ),
@@ -214,8 +251,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "training accuracy averages per class",
         MODEL,
-        '        self.train_acc = MulticlassAccuracy(num_classes, average="micro")\n',
-        "        self.train_acc = MulticlassAccuracy(num_classes)\n",
+        '        return MulticlassAccuracy(self.hparams["num_outputs"], average="micro")\n',
+        '        return MulticlassAccuracy(self.hparams["num_outputs"])\n',
         (SYNC_TEST,),
         "its bincount would make a GPU's host wait at every training step",
     ),

@@ -21,7 +21,7 @@ from report import (
     throughput_rows,
     training_row,
 )
-from synthetic import BATCH_SIZE, MODEL
+from synthetic import BATCH_SIZE, model_arguments
 
 
 def test_spread_is_median_and_range() -> None:
@@ -97,8 +97,21 @@ def test_both_sides_train_the_gpu_sized_workload_alike(render: Render, tmp_path:
     common = ["--package", "lightning_project", "--src", str(project / "src"), "--synthetic-samples", "1024"]
     plain_args = ["--data-dir", str(tmp_path / "data"), "--epochs", "1"]
     plain = run_json(str(BENCHMARKS / "plain_loop.py"), *common, *plain_args, cwd=tmp_path)
-    sizes = [f"--model.{name}={value}" for name, value in MODEL.items()]
-    fit_args = ["fit", "--trainer.max_epochs=1", "--trainer.accelerator=cpu", *sizes]
+    fit_args = ["fit", "--trainer.max_epochs=1", "--trainer.accelerator=cpu", *model_arguments(compiled=False)]
     generated = run_json(str(BENCHMARKS / "cli_fit.py"), *common, "--", *fit_args, cwd=tmp_path)
     assert plain["steps"] == generated["steps"] == 1024 // BATCH_SIZE
     assert plain["samples"] == generated["samples"] == 1024
+
+
+def test_the_tables_benchmark_measures_both_sides_on_a_small_table(render: Render, tmp_path: Path) -> None:
+    """Both sides encode the same table to the same width (one-hot and indicators, plus the embedded column)."""
+    project = render({"dataset": "csv"})
+    command = [sys.executable, str(BENCHMARKS / "tables.py"), "--rows", "3000", "--big-rows", "6000", "--repeats", "1"]
+    result = subprocess.run(
+        [*command, "--work", str(tmp_path), "--src", str(project / "src")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert sum(line.startswith("| 3,000 rows to the first batch") for line in lines) == 2
+    assert any(line.startswith("| 6,000 rows to the first batch") and "| met |" in line for line in lines)
+    assert "encoded as 68 floats + 1 embedded index (generated project), 69 floats (baseline)" in result.stdout

@@ -26,17 +26,26 @@ RUNS_FAULT_TESTS = {"defaults", "cpu_ddp_2"}
 # The kill-at-nine-moments test starts nine child runs (about 4 minutes of CPU under load): one set runs it.
 RUNS_KILL_MOMENTS = {"defaults"}
 BUT_THE_LONGEST = "not slow and not distributed and not compile"
-# The dataset answers run the tests that depend on the model and data: their data's own, training (the example
-# learns, checkpoints, predictions), the tuner's, host syncs per step and torch.compile, and for csv (monitoring
-# val/loss, not val/acc) a sweep; the digits sets run the rest.
-DATASET_TESTS = ["tests/test_training.py", "tests/test_tune.py", "tests/test_device_syncs.py", "tests/test_compile.py"]
+# The dataset answers run the tests that depend on the model and data: their data's own, the model with their
+# network, predictions on new inputs, training (the example learns, checkpoints, predictions), the tuner's, host syncs
+# per step and torch.compile, and for csv (monitoring val/loss, not val/acc) a sweep; the digits sets run the rest.
+DATASET_TESTS = [
+    "tests/test_datamodule.py",
+    "tests/test_preprocess.py",
+    "tests/test_model.py",
+    "tests/test_predict.py",
+    "tests/test_training.py",
+    "tests/test_tune.py",
+    "tests/test_device_syncs.py",
+    "tests/test_compile.py",
+]
 SWEEP_TESTS = [
     f"tests/test_sweep.py::{name}"
     for name in ("test_the_shipped_settings_are_valid", "test_a_short_sweep_finishes_and_its_best_config_trains")
 ]
 SELECTED_FILES = {
-    "csv_table": ["tests/test_csv_data.py", *DATASET_TESTS, *SWEEP_TESTS],
-    "image_folder": ["tests/test_image_folder_data.py", *DATASET_TESTS],
+    "csv_table": [*DATASET_TESTS, *SWEEP_TESTS],
+    "image_folder": DATASET_TESTS,
 }
 
 
