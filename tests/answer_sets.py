@@ -59,6 +59,7 @@ COMMON_FILES = {
     "tests/test_distributed.py",
     "tests/test_gpu.py",
     "tests/test_runs.py",
+    "tests/test_stops.py",
     "tests/test_training.py",
     "tests/test_tune.py",
 }
@@ -69,6 +70,7 @@ PACKAGE_FILES = {
     "cli.py",
     "fault_tolerance.py",
     "py.typed",
+    "run_summary.py",
     "tune.py",
 }
 # Each dataset answer's own model and data (in the package) and their tests.

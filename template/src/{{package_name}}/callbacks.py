@@ -1,4 +1,4 @@
-"""Project callbacks; Lightning's own (checkpointing, early stopping, LR monitor) are configured in YAML."""
+"""Project callbacks; Lightning's own (checkpoints, early stopping) are configured in YAML, some through subclasses."""
 
 import csv
 from collections.abc import Sequence
@@ -7,7 +7,14 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ProgressBar, RichProgressBar
+from lightning.pytorch.callbacks import (
+    BasePredictionWriter,
+    Callback,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ProgressBar,
+    RichProgressBar,
+)
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.utilities import grad_norm, rank_zero_info
 
@@ -38,8 +45,20 @@ def is_logging_step(trainer: L.Trainer) -> bool:
     return every > 0 and ((trainer.global_step + 1) % every == 0 or trainer.should_stop)
 
 
+class RunProgressBar(RichProgressBar):
+    """Lightning's RichProgressBar without `v_num`, the logger's version number, which it shows as a metric
+    (`v_num: 0.000`); the run directory and the run summary name the run."""
+
+    def get_metrics(
+        self, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> dict[str, int | str | float | dict[str, float]]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
 def with_progress_bar(callbacks: list[Callback] | Callback | None) -> list[Callback]:
-    """The configured callbacks, plus a RichProgressBar that redraws 10 times a second when none is configured.
+    """The configured callbacks, plus a RunProgressBar that redraws 10 times a second when none is configured.
 
     Lightning's default bar redraws 100 times a second from a thread of its own, which costs a small model's fit
     about 7% of its CPU time, and much more on a busy machine.
@@ -47,7 +66,47 @@ def with_progress_bar(callbacks: list[Callback] | Callback | None) -> list[Callb
     callbacks = [] if callbacks is None else callbacks if isinstance(callbacks, list) else [callbacks]
     if any(isinstance(callback, ProgressBar) for callback in callbacks):
         return callbacks
-    return [*callbacks, RichProgressBar(refresh_rate=10)]
+    return [*callbacks, RunProgressBar(refresh_rate=10)]
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, except that it ranks a training epoch's end only after a validation in that epoch.
+
+    An epoch cut short by `max_steps` or `max_time`, or run with `limit_val_batches=0`, has no score of its own: the
+    monitored metric is an earlier epoch's (which cannot rank the weights it did not score) or missing, which Lightning
+    warns about as if the model never logged it. The checkpoint is still written at the epoch's end, as `last.ckpt`
+    is, so that a run killed between the two resumes from the same point either way.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.validated = False  # whether a validation ran since the last training epoch's end
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.validated = self.validated or not trainer.sanity_checking
+        super().on_validation_end(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.validated:
+            super().on_train_epoch_end(trainer, pl_module)
+        self.validated = False
+
+
+class LearningRateLogger(LearningRateMonitor):
+    """Lightning's LearningRateMonitor, except that a run without a logger (`--trainer.logger=false`) trains on,
+    logging no learning rates, where LearningRateMonitor refuses to start."""
+
+    def on_train_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if trainer.loggers:
+            super().on_train_start(trainer, *args, **kwargs)
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if trainer.loggers:
+            super().on_train_batch_start(trainer, *args, **kwargs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        if trainer.loggers:
+            super().on_train_epoch_start(trainer, *args, **kwargs)
 
 
 class RunConfigSaver(SaveConfigCallback):
