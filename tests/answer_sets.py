@@ -61,6 +61,7 @@ COMMON_FILES = {
     "tests/test_model.py",
     "tests/test_predict.py",
     "tests/test_runs.py",
+    "tests/test_stops.py",
     "tests/test_training.py",
     "tests/test_tune.py",
 }
@@ -79,6 +80,7 @@ PACKAGE_FILES = {
     "predictions.py",
     "preprocess.py",
     "py.typed",
+    "run_summary.py",
     "tune.py",
 }
 # Every dataset answer has its own datamodule.py, network.py and preprocess.py (the same names, other contents) and

@@ -36,12 +36,15 @@ CHECKPOINTS = "src/{package}/checkpoints.py"
 CLI = "src/{package}/cli.py"
 CALLBACKS = "src/{package}/callbacks.py"
 FAULTS = "src/{package}/fault_tolerance.py"
+SUMMARY = "src/{package}/run_summary.py"
+TUNE = "src/{package}/tune.py"
 SWEEP = "src/{package}/sweep.py"
 SEARCH_SPACE = "src/{package}/search_space.py"
 DEFAULT_CONFIG = "configs/default.yaml"
 TRAINING = "tests/test_training.py"
 RUNS = "tests/test_runs.py"
 FAULT_TESTS = "tests/test_fault_tolerance.py"
+STOPS = "tests/test_stops.py"
 SWEEP_TESTS = "tests/test_sweep.py"
 SYNC_TEST = "tests/test_device_syncs.py::test_the_default_config_syncs_no_more_per_step_than_a_plain_loop"
 
@@ -57,8 +60,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "the progress bar redraws at Lightning's default rate",
         CALLBACKS,
-        "RichProgressBar(refresh_rate=10)",
-        "RichProgressBar()",
+        "RunProgressBar(refresh_rate=10)",
+        "RunProgressBar()",
         (f"{TRAINING}::test_the_progress_bar_redraws_ten_times_a_second_unless_one_is_configured",),
         "a redraw thread at 100 per second took 7% of a small model's fit, and far more on a busy machine",
     ),
@@ -90,10 +93,68 @@ MUTATIONS: tuple[Mutation, ...] = (
         "EarlyStopping disabled in configs/default.yaml (patience 1000)",
         DEFAULT_CONFIG,
         "ExtendableEarlyStopping  # resumable with more epochs\n      init_args:\n        monitor: val/acc\n"
-        "        mode: max\n        patience: 8\n",
+        "        mode: max\n        patience: 8  # validations without a better score\n",
         "ExtendableEarlyStopping\n      init_args:\n        monitor: val/acc\n        mode: max\n        patience: 1000\n",
         (f"{TRAINING}::test_early_stopping_ends_a_plateaued_run",),
         "a plateaued run would train all max_epochs",
+    ),
+    Mutation(
+        "EarlyStopping checks at the end of every training epoch, validated or not",
+        DEFAULT_CONFIG,
+        "        check_on_train_epoch_end: false  # after each validation: an epoch cut short by max_steps has none\n",
+        "",
+        (f"{STOPS}::test_a_fresh_run_ends_where_its_bound_says",),
+        "`fit --trainer.max_steps=1` (the README's one-batch advice) and `--trainer.limit_val_batches=0` would crash: "
+        "'Early stopping conditioned on metric val/acc which is not available'",
+    ),
+    Mutation(
+        "last.ckpt is written after validations only",
+        DEFAULT_CONFIG,
+        "        save_on_train_epoch_end: true  # every epoch's end: the final step of any run\n",
+        "",
+        (f"{STOPS}::test_a_fresh_run_ends_where_its_bound_says",),
+        "with check_val_every_n_epoch or val_check_interval, the epochs after the last validation would be lost",
+    ),
+    Mutation(
+        "the best checkpoint ranks epochs that did not validate",
+        DEFAULT_CONFIG,
+        "lightning_project.callbacks.BestCheckpoint",
+        "lightning.pytorch.callbacks.ModelCheckpoint",
+        (f"{STOPS}::test_a_fresh_run_ends_where_its_bound_says",),
+        "`fit --trainer.max_steps=1` would warn that the model never logged val/acc, and an epoch cut short would be "
+        "ranked by an earlier epoch's score",
+    ),
+    Mutation(
+        "the learning-rate monitor needs a logger",
+        DEFAULT_CONFIG,
+        "lightning_project.callbacks.LearningRateLogger",
+        "lightning.pytorch.callbacks.LearningRateMonitor",
+        (f"{STOPS}::test_a_fresh_run_ends_where_its_bound_says",),
+        "`--trainer.logger=false` would refuse to train",
+    ),
+    Mutation(
+        "the run summary misses early stopping",
+        SUMMARY,
+        "    if stopping is None or stopping.stopping_reason == EarlyStoppingReason.NOT_STOPPED:\n",
+        "    if True:\n",
+        (f"{STOPS}::test_the_summary_names_early_stopping_with_its_patience_and_the_best_epoch",),
+        "a run stopped early would say it reached max_epochs, or that something unknown stopped it",
+    ),
+    Mutation(
+        "the progress bar shows v_num",
+        CALLBACKS,
+        '        metrics.pop("v_num", None)\n',
+        "",
+        (f"{STOPS}::test_the_progress_bar_shows_metrics_but_no_version_number",),
+        "the bar would show the logger's version as a metric, `v_num: 0.000`",
+    ),
+    Mutation(
+        "the tuner loads its temporary checkpoints without weights_only",
+        TUNE,
+        "    cli.trainer.strategy.checkpoint_io = WeightsOnlyCheckpointIO()\n",
+        "",
+        ("tests/test_tune.py::test_tune_writes_suggestions_that_fit_accepts",),
+        "before torch 2.6 the tuner would unpickle whatever its checkpoints hold, unlike every other load",
     ),
     Mutation(
         "GradNormLogger never logs",

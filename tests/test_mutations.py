@@ -1,10 +1,10 @@
 """The mutation check: every mutation in tests/mutations.py must make the generated suite fail.
 
-Each mutation is applied to its own copy of a rendered project, and only the tests it names run there, one pytest
-process per mutation, as many at once as there are CPUs. The copies are imported through PYTHONPATH: one editable
-install (of the sweep project, whose console scripts are a superset) provides the commands, and each copy's `src/`
-comes first on the path, in the child processes too. A table of mutation, catching test and seconds (wall, and CPU of
-the pytest process and its children) is printed at the end.
+Each mutation is applied to its own copy of a rendered project, and only the tests it names run there, those of the
+generated full tier too, one pytest process per mutation, as many at once as there are CPUs. The copies are imported
+through PYTHONPATH: one editable install (of the sweep project, whose console scripts are a superset) provides the
+commands, and each copy's `src/` comes first on the path, in the child processes too. A table of mutation, catching
+test and seconds (wall, and CPU of the pytest process and its children) is printed at the end.
 """
 
 import os
@@ -46,7 +46,8 @@ def pristine(template_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 
 def run_tests(mutation: Mutation, project: Path) -> Outcome:
     """Run the mutation's tests in `project`; the CPU time is this pytest process's and its children's (wait4)."""
-    command = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-p", "no:cacheprovider", *mutation.tests]
+    # `-m ""`: the full tier too, which a generated project's pytest leaves out by default (addopts `-m "not full"`)
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-p", "no:cacheprovider", "-m", "", *mutation.tests]
     python_path = os.pathsep.join(filter(None, [str(project / "src"), os.environ.get("PYTHONPATH")]))
     log = project / "mutation-check.log"
     start = time.perf_counter()

@@ -114,7 +114,7 @@ class PreemptionCheckpoint(Checkpoint):
         stopped = isinstance(exception, SIGTERMException | KeyboardInterrupt)
         if not stopped or trainer.state.fn != TrainerFn.FITTING:
             return
-        trainer.save_checkpoint(self.ckpt_path)
+        trainer.save_checkpoint(self.ckpt_path, weights_only=False)  # everything, to resume from
         rank_zero_info(f"Stopped at step {trainer.global_step}: saved {self.ckpt_path}; resume with --ckpt_path last")
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -143,10 +143,10 @@ class EpochEndResumeFitLoop(_FitLoop):
     """Lightning's fit loop, except that a run resumed from an end-of-epoch checkpoint starts the next epoch even when
     `max_steps` is set.
 
-    Lightning 2.6 treats every resume under `max_steps` as a restart inside the saved epoch and calls its epoch-end
-    hooks again without running validation, so EarlyStopping fails: "Early stopping conditioned on metric `val/acc`
-    which is not available" (`_FitLoop.restarting` is always true under `max_steps`). Mid-epoch checkpoints still
-    restart mid-epoch.
+    Lightning 2.6 treats every resume under `max_steps` as a restart inside the saved epoch (`_FitLoop.restarting` is
+    always true under `max_steps`): it runs that epoch's end again and counts it as one more epoch, so a run resumed
+    from the end of epoch 0 with `--trainer.max_steps` and `max_epochs: 2` stops without a single step. Mid-epoch
+    checkpoints still restart mid-epoch.
     """
 
     @classmethod
