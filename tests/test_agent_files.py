@@ -34,6 +34,9 @@ AGENT_ANSWER_SETS: dict[str, dict[str, Any]] = {
     "long_name_mlflow_no_extra_files": {**ANSWER_SETS["long_punctuated_name"], "logger": "mlflow", "agent_files": []},
     "wandb": {"logger": "wandb", "accelerator": "cpu", "devices": "auto"},
     "csv_fsdp": {"logger": "csv", "accelerator": "gpu", "strategy": "fsdp", "devices": "2"},
+    # Each dataset answer has its own network, DataModule and examples of them.
+    "csv_table": ANSWER_SETS["csv_table"],
+    "image_folder": ANSWER_SETS["image_folder"],
 }
 MAIN_AGENT = ".github/agents/pytorch-lightning.agent.md"
 PLACEHOLDER_LABELS = (
@@ -82,7 +85,7 @@ REMOVED_LIGHTNING_API = (
     "LightningLoggerBase",
 )
 # Paths that runs create, named in the files as outputs.
-RUN_OUTPUTS = ("logs/", "data/", "configs/tuned.yaml")
+RUN_OUTPUTS = ("logs/", "data/", "configs/tuned.yaml", "configs/best.yaml")
 
 
 @pytest.fixture(scope="module")

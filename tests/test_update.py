@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from answer_sets import expected_files
+from answer_sets import PACKAGE_FILES, expected_files
 from conftest import answers_of, fake_pre_commit, git, render_project, set_environment
 from copier import run_copy, run_update
 from copier.errors import UserMessageError
@@ -123,11 +123,22 @@ def project(template_repo: Path, tmp_path: Path) -> Path:
     return copy_at(template_repo, tmp_path / "project")
 
 
-def test_the_skip_if_exists_list_is_the_one_readme_documents() -> None:
+def test_readme_gives_every_module_its_owner_and_no_file_is_skipped() -> None:
+    """README's "Who owns which file" table: the network, the DataModule and their tests are both yours and the
+    template's, every other module the template's; and no file escapes updates (no `_skip_if_exists`)."""
     copier_yml = yaml.safe_load((Path(__file__).parents[1] / "copier.yml").read_text())
-    documented = (Path(__file__).parents[1] / "README.md").read_text()
-    for pattern in copier_yml["_skip_if_exists"]:
-        assert f"`{pattern.replace('{{ package_name }}', '<package_name>')}`" in documented, pattern
+    assert "_skip_if_exists" not in copier_yml, "README says that every update reaches every file"
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("**Who owns which file.**", 1)[1].split("**`--trust`.**", 1)[0]
+    owners = {
+        name.removeprefix("src/<package_name>/"): owner
+        for files, owner in re.findall(r"^\| (.+?) \| (both|template) \| .+ \|$", section, re.MULTILINE)
+        for name in re.findall(r"`([^`]+)`", files)
+    }
+    both = {name for name, owner in owners.items() if owner == "both"}
+    assert both == {"network.py", "datamodule.py", "tests/test_model.py", "tests/test_datamodule.py"}
+    modules = {name for name in PACKAGE_FILES if name.endswith(".py")} - {"__init__.py", "__main__.py"}
+    assert modules <= set(owners), f"README's table gives no owner to {sorted(modules - set(owners))}"
 
 
 def test_copy_from_git_records_source_and_version(template_repo: Path, project: Path) -> None:
