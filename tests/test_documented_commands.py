@@ -76,6 +76,10 @@ NOT_RUNNABLE = {
     r"nox -s tests": (
         "tests/test_generated.py::test_nox_tests_session_passes_inside_a_fresh_project runs it in a fresh project"
     ),
+    r"nox -s tests_full": (
+        "the project's every test in a new nox environment: tests/test_generated.py runs the full tier of each answer "
+        "set's suite (its selections) in this environment"
+    ),
     r"nox -s lint": (
         "ruff and strict mypy in a new nox environment: tests/test_conventions.py runs mypy --strict on a rendered "
         "project, and the generated pre-commit hooks run ruff"
