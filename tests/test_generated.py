@@ -78,8 +78,8 @@ def test_rendered_project_passes_its_own_tests(render: Render, name: str) -> Non
 def test_nox_tests_session_passes_inside_a_fresh_project(render: Render, tmp_path: Path) -> None:
     """What a user runs after copying: `nox -s tests` builds its own venv, installs the project and tests it.
 
-    The suite but for its longest tests (test_rendered_project_passes_its_own_tests runs them): a venv of the project's
-    own dependencies only has caught what this environment hid (a CLI value parsed differently)."""
+    Its fast tier (test_rendered_project_passes_its_own_tests runs the full one): a venv of the project's own
+    dependencies only has caught what this environment hid (a CLI value parsed differently)."""
     project = render({})
     torch_index = local_torch_index(project, tmp_path / "torch-index")
     environment = {**os.environ, "UV_FIND_LINKS": os.environ.get("UV_FIND_LINKS", ""), **torch_index}
