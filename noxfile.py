@@ -169,6 +169,26 @@ def gpu_run_classes(session: nox.Session) -> None:
     session.run("pytest", "-rs", "tests/test_device_classes.py", *session.posargs)
 
 
+# PyPI's torch and torchvision: timm needs torchvision, whose operators the local CPU wheel of torch lacks
+# ("operator torchvision::nms does not exist"). 4.8 GB and about 4 minutes to install, measured on CI's machine.
+PRETRAINED_TORCH = os.environ.get("PRETRAINED_TORCH", "torch==2.13.0 torchvision==0.28.0").split()
+
+
+@nox.session
+def pretrained(session: nox.Session) -> None:
+    """The image_folder answer's pretrained timm backbones, in an environment of their own (not run by plain `nox`).
+
+    Its tests make a weights file (a randomly initialised timm model trained on shapes they draw), start a new task from
+    it and from scratch, and need no network: weights come from that file or from a Hugging Face cache they fill.
+    """
+    project = render(session, {"dataset": "image_folder"})
+    session.install(*PRETRAINED_TORCH)
+    session.chdir(project)
+    session.install("-e", ".", "timm>=1.0", *test_group(project), env=KEEP_INSTALLED_TORCH)
+    session.run("python", "-c", "import torchvision")  # fails where torch lacks the operators torchvision registers
+    session.run("pytest", "-q", "-rs", "tests/test_pretrained.py", *session.posargs, env={"HF_HUB_OFFLINE": "1"})
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks of a generated project against plain PyTorch (not run by plain `nox`); options after `--`.
