@@ -75,7 +75,10 @@ PACKAGE_FILES = {
 DATASET_FILES = {
     "digits": ({"datamodule.py", "model.py"}, {"tests/test_datamodule.py", "tests/test_model.py"}),
     "csv": ({"csv_datamodule.py", "table.py", "tabular_model.py"}, {"tests/test_csv_data.py"}),
-    "image_folder": ({"image_datamodule.py", "image_files.py", "image_model.py"}, {"tests/test_image_folder_data.py"}),
+    "image_folder": (
+        {"image_datamodule.py", "image_files.py", "image_model.py", "preprocess.py", "network.py"},
+        {"tests/test_image_folder_data.py", "tests/test_preprocess.py", "tests/test_pretrained.py"},
+    ),
 }
 
 

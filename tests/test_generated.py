@@ -36,7 +36,7 @@ SWEEP_TESTS = [
 ]
 SELECTED_FILES = {
     "csv_table": ["tests/test_csv_data.py", *DATASET_TESTS, *SWEEP_TESTS],
-    "image_folder": ["tests/test_image_folder_data.py", *DATASET_TESTS],
+    "image_folder": ["tests/test_image_folder_data.py", "tests/test_preprocess.py", *DATASET_TESTS],
 }
 
 
