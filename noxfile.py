@@ -169,6 +169,30 @@ def gpu_run_classes(session: nox.Session) -> None:
     session.run("pytest", "-rs", "tests/test_device_classes.py", *session.posargs)
 
 
+# PyPI's torch and torchvision, never a local CPU wheel from a find-links folder: timm needs torchvision, whose
+# operators that wheel lacks ("operator torchvision::nms does not exist"). 4.8 GB, about 4 minutes to install.
+PRETRAINED_TORCH = os.environ.get("PRETRAINED_TORCH", "torch==2.13.0 torchvision==0.28.0").split()
+PYPI_ONLY = {"PIP_FIND_LINKS": "", "UV_FIND_LINKS": "", "PIP_CONFIG_FILE": os.devnull}
+
+
+@nox.session
+def pretrained(session: nox.Session) -> None:
+    """The image_folder answer's pretrained timm backbones, in an environment of their own (not run by plain `nox`).
+
+    Its tests make a weights file (a randomly initialised timm model trained on shapes they draw), start a new task from
+    it and from scratch, and need no network: weights come from that file or from a Hugging Face cache they fill.
+    """
+    project = render(session, {"dataset": "image_folder"})
+    session.install(*PRETRAINED_TORCH, env=PYPI_ONLY)
+    session.chdir(project)
+    session.install("-e", ".", "timm>=1.0", *test_group(project), env=KEEP_INSTALLED_TORCH)
+    session.run("python", "-c", "import torchvision")  # fails where torch lacks the operators torchvision registers
+    # No test may download: each makes its weights. One torch thread, as the run matrix: on a busy machine two
+    # threads per process made the tests 4x slower (257 s against 62 s).
+    environment = {**RUN_ENVIRONMENT, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    session.run("pytest", "-q", "-rs", "--durations=5", "tests/test_pretrained.py", *session.posargs, env=environment)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks of a generated project against plain PyTorch (not run by plain `nox`); options after `--`.

@@ -103,6 +103,8 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     """The files a project rendered with `answers` (as recorded in its answers file) must hold, and no others."""
     package = answers["package_name"]
     files = COMMON_FILES | DATASET_FILES | {f"src/{package}/{name}" for name in PACKAGE_FILES}
+    if answers.get("dataset") == "image_folder":
+        files.add("tests/test_pretrained.py")  # timm backbones, run by the template's `nox -s pretrained`
     files |= agent_files(answers)
     if answers.get("launcher") == "slurm":
         files.add("slurm/fit.sbatch")
