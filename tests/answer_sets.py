@@ -58,6 +58,7 @@ COMMON_FILES = {
     "tests/test_fault_tolerance.py",
     "tests/test_distributed.py",
     "tests/test_gpu.py",
+    "tests/test_data.py",
     "tests/test_model.py",
     "tests/test_predict.py",
     "tests/test_runs.py",

@@ -167,8 +167,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "the optimizer ignores model.lr",
         MODEL,
-        "AdamW(self.parameters(), lr=self.lr,",
-        "AdamW(self.parameters(), lr=3e-3,",
+        "AdamW(trainable, lr=self.lr,",
+        "AdamW(trainable, lr=3e-3,",
         (f"{TRAINING}::test_model_lr_sets_the_size_of_the_first_update",),
         "--model.lr, the tuner's and the sweep's learning rates would change nothing",
     ),

@@ -30,6 +30,7 @@ BUT_THE_LONGEST = "not slow and not distributed and not compile"
 # network, predictions on new inputs, training (the example learns, checkpoints, predictions), the tuner's, host syncs
 # per step and torch.compile, and for csv (monitoring val/loss, not val/acc) a sweep; the digits sets run the rest.
 DATASET_TESTS = [
+    "tests/test_data.py",
     "tests/test_datamodule.py",
     "tests/test_preprocess.py",
     "tests/test_model.py",

@@ -74,11 +74,13 @@ def test_defaults_never_land_on_a_refused_answer(template_dir: Path, tmp_path: P
     assert len(refused) == 7  # mps with 2 devices (x2 node counts), and 2 nodes with mps or devices auto
 
 
-@pytest.mark.parametrize("hpo", ["none", "optuna"])
-def test_sbatch_scripts_ask_for_one_cpu_per_data_worker_plus_one(render: Render, hpo: str) -> None:
-    project = render({**GPU_CLUSTER, "hpo": hpo})
+@pytest.mark.parametrize(("hpo", "dataset"), [("none", "digits"), ("optuna", "digits"), ("none", "image_folder")])
+def test_sbatch_scripts_ask_for_the_cpus_the_data_workers_use(render: Render, hpo: str, dataset: str) -> None:
+    """Data in memory loads in the training process (one CPU); images decode in a worker per CPU of the task."""
+    project = render({**GPU_CLUSTER, "hpo": hpo, "dataset": dataset})
     workers = yaml.safe_load((project / "configs/default.yaml").read_text())["data"]["num_workers"]
+    cpus = 5 if workers is None else workers + 1
     for script in project.glob("slurm/*.sbatch"):
-        assert f"#SBATCH --cpus-per-task={workers + 1}\n" in script.read_text(), script.name
+        assert f"#SBATCH --cpus-per-task={cpus}\n" in script.read_text(), script.name
     assert len(list(project.glob("slurm/*.sbatch"))) == (2 if hpo == "optuna" else 1)
     assert "before the script's name" in (project / "README.md").read_text()
