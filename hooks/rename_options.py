@@ -287,13 +287,15 @@ def set_index(path: str, conflicted: bool, stages: tuple[bytes, bytes, bytes]) -
     """Mark `path` unmerged (base, ours, theirs) as copier does for its conflicts; or merged, the index at HEAD's."""
     listed = subprocess.run(["git", "ls-tree", "HEAD", "--", path], capture_output=True, text=True, check=True)
     mode, _, head_blob = listed.stdout.split("\t")[0].split()
+    prefix = subprocess.run(["git", "rev-parse", "--show-prefix"], capture_output=True, text=True, check=True)
+    full_path = prefix.stdout.strip() + path  # --index-info takes paths from the repository's top (a subproject)
     none = "0" * 40
-    entries = [f"0 {none} {stage}\t{path}" for stage in (1, 2, 3)] + [f"0 {none}\t{path}"]
+    entries = [f"0 {none} {stage}\t{full_path}" for stage in (1, 2, 3)] + [f"0 {none}\t{full_path}"]
     if not conflicted:
-        entries.append(f"{mode} {head_blob} 0\t{path}")
+        entries.append(f"{mode} {head_blob} 0\t{full_path}")
     for stage, content in enumerate(stages if conflicted else (), start=1):
         blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], input=content, capture_output=True, check=True)
-        entries.append(f"{mode} {blob.stdout.decode().strip()} {stage}\t{path}")
+        entries.append(f"{mode} {blob.stdout.decode().strip()} {stage}\t{full_path}")
     subprocess.run(["git", "update-index", "--index-info"], input="\n".join(entries).encode(), check=True)
 
 
