@@ -202,6 +202,8 @@ class Row:
 
 
 def scenarios(ci_releases: int) -> list[Any]:
+    """Every release x dataset answer; the older releases marked `history`. Each scenario is an xdist group of its
+    own (the clone is made again on each worker, in seconds), so the minutes of fast tests spread over the workers."""
     newest = {release.version for release in RELEASES[-ci_releases:]}
     return [
         pytest.param(
