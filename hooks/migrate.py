@@ -33,21 +33,26 @@ def committed(path: str) -> bytes | None:
     return result.stdout if result.returncode == 0 else None
 
 
-def render_old_template(answers_file: str, from_ref: str, destination: Path) -> None:
-    """The project as the template version it was last updated from made it: the common ancestor of the merge."""
-    answers = yaml.safe_load(committed(answers_file) or b"") or {}
+def render_template(answers_text: str, ref: str, destination: Path, answers_file: str) -> None:
+    """The project as template version `ref` makes it with the answers of an answers file's text."""
+    answers = yaml.safe_load(answers_text) or {}
     data = {key: value for key, value in answers.items() if not key.startswith("_")}
     run_copy(
         str(TEMPLATE_ROOT),
         destination,
         data=data,
-        vcs_ref=from_ref,
+        vcs_ref=ref,
         defaults=True,
         quiet=True,
         skip_tasks=True,
         unsafe=True,
         answers_file=answers_file,
     )
+
+
+def render_old_template(answers_file: str, from_ref: str, destination: Path) -> None:
+    """The project as the template version it was last updated from made it: the common ancestor of the merge."""
+    render_template((committed(answers_file) or b"").decode("utf-8"), from_ref, destination, answers_file)
 
 
 def merge(ours: bytes, base: bytes, theirs: bytes, labels: tuple[str, str, str]) -> tuple[bytes, int]:

@@ -95,7 +95,7 @@ NOT_RUNNABLE = {
     r"pre-commit autoupdate": "fetches every hook's repository from GitHub",
     r"nox": "the whole CI (.ci/run runs it): a test inside it cannot run it again",
     r"nox -s tests -- .+": "a part of the template's own test session, which runs it (a test inside it cannot)",
-    r"nox -s (rendered|gpu|bench)( .*)?": (
+    r"nox -s (rendered|gpu|bench|history)( .*)?": (
         "a session outside plain nox that renders and installs projects for many minutes (the CI workflow runs "
         "rendered and gpu); its name is checked against noxfile.py"
     ),

@@ -57,7 +57,7 @@ def make_version_2(repo: Path) -> None:
         '    command: ["{{ _copier_python }}", "{{ _copier_conf.src_path }}/hooks/migrate.py",'
         f' "{MOVED_FROM}", "{MOVED_TO}", "--answers-file={{{{ _copier_conf.answers_file }}}}"]\n'
     )
-    replace_once(repo / "copier.yml", "_migrations: []\n", migration)
+    replace_once(repo / "copier.yml", "_migrations:\n", migration)
 
 
 @pytest.fixture(autouse=True)
