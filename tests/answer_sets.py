@@ -106,6 +106,8 @@ def expected_files(answers: dict[str, Any]) -> set[str]:
     files = COMMON_FILES | DATASET_FILES | {f"src/{package}/{name}" for name in PACKAGE_FILES}
     if answers.get("dataset") == "image_folder":
         files.add("tests/test_pretrained.py")  # timm backbones, run by the template's `nox -s pretrained`
+    if answers.get("dataset") == "csv":
+        files.add(f"src/{package}/table_cache.py")
     files |= agent_files(answers)
     if answers.get("launcher") == "slurm":
         files.add("slurm/fit.sbatch")

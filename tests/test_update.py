@@ -49,8 +49,8 @@ def make_version_2(repo: Path) -> None:
     (template / MOVED_FROM).rename(template / MOVED_TO)
     with (template / MOVED_TO).open("a") as moved:
         moved.write("  log_every_n_steps: 1\n")
-    with (template / "src/{{package_name}}/model.py.jinja").open("a") as model:
-        model.write("\n\n# A change of the example model in v0.2.0, which updates must not bring into projects.\n")
+    network = template / "src/{{package_name}}/{% if dataset != 'image_folder' %}network.py{% endif %}"
+    replace_once(network, "    def forward(self, x: Tensor) -> Tensor:\n", "    def forward(self, x: Tensor) -> Tensor:  # v0.2.0\n")
     migration = (
         "_migrations:\n"
         f"  - version: {NEW}\n"
@@ -92,17 +92,6 @@ def snapshot(project: Path) -> dict[str, bytes]:
         str(path.relative_to(project)): path.read_bytes()
         for path in project.rglob("*")
         if path.is_file() and ".git" not in path.relative_to(project).parts
-    }
-
-
-def user_owned(project: Path) -> set[str]:
-    """The `_skip_if_exists` files of this project: the user's after the first copy."""
-    package = answers_of(project)["package_name"]
-    return {
-        f"src/{package}/model.py",
-        f"src/{package}/datamodule.py",
-        "tests/test_model.py",
-        "tests/test_datamodule.py",
     }
 
 
@@ -174,11 +163,9 @@ def test_1_update_without_edits_equals_a_fresh_copy_of_the_new_version(
     updated = snapshot(project)
     assert answers_of(project)["_commit"] == NEW
     assert set(updated) == set(fresh)
-    owned = user_owned(project)
-    for path in set(fresh) - owned - {".copier-answers.yml"}:
+    for path in set(fresh) - {".copier-answers.yml"}:
         assert updated[path] == fresh[path], f"{path} differs from a fresh copy of {NEW}"
-    for path in owned:
-        assert updated[path] == before[path], f"{path} is the user's: the update must not rewrite it"
+    assert any(updated[path] != before[path] for path in updated if path.endswith("network.py")), "nothing is frozen"
 
 
 def test_the_post_copy_task_runs_on_copy_only(
@@ -195,13 +182,13 @@ def test_the_post_copy_task_runs_on_copy_only(
 
 def test_2_user_edit_survives_where_the_template_did_not_change(project: Path) -> None:
     config = project / "configs/default.yaml"
-    replace_once(config, "  hidden_dim: 128\n", "  hidden_dim: 256\n")
+    replace_once(config, "      hidden_dim: 128\n", "      hidden_dim: 256\n")
     readme = project / "README.md"
     readme.write_text(readme.read_text() + "\n## Results\n\n98.1% test accuracy.\n")
     commit_all(project, "Tune the model, note results")
     update(project)
     merged = yaml.safe_load(config.read_text())
-    assert merged["model"]["hidden_dim"] == 256, "the user's edit"
+    assert merged["model"]["network"]["init_args"]["hidden_dim"] == 256, "the user's edit"
     assert merged["trainer"]["max_epochs"] == 50, "the template's change"
     assert readme.read_text().endswith("## Results\n\n98.1% test accuracy.\n")
     assert files_with_conflicts(project) == []
@@ -235,18 +222,17 @@ def test_4_the_users_own_files_are_untouched(project: Path) -> None:
         assert after[path] == content
 
 
-def test_4_the_example_model_and_data_are_the_users_after_the_copy(project: Path) -> None:
-    """v0.2.0 changes model.py, and the user changed it too: the user's file stays exactly as it is."""
+def test_4_the_network_is_yours_and_the_templates_both_changes_arrive(project: Path) -> None:
+    """v0.2.0 changes network.py, and the user changed another line of it: the update merges the two."""
     package = answers_of(project)["package_name"]
-    model = project / f"src/{package}/model.py"
-    model.write_text(model.read_text().replace("hidden_dim: int = 128", "hidden_dim: int = 64"))
-    commit_all(project, "Smaller model")
-    before = snapshot(project)
+    network = project / f"src/{package}/network.py"
+    replace_once(network, "hidden_dim: int = 128", "hidden_dim: int = 64")
+    commit_all(project, "Smaller network")
     update(project)
-    after = snapshot(project)
-    for path in user_owned(project):
-        assert after[path] == before[path], path
-    assert "v0.2.0" not in model.read_text()
+    text = network.read_text()
+    assert "hidden_dim: int = 64" in text, "the user's edit"
+    assert "-> Tensor:  # v0.2.0" in text, "the template's change"
+    assert files_with_conflicts(project) == []
 
 
 ANSWER_CHANGES = {
@@ -361,27 +347,24 @@ def test_8_the_template_sync_workflow_proposes_the_newest_tag_with_conflicts_mar
     assert run_workflow_step(project, "Check for a newer template version", {}, runner)["newer"] == "false"
 
 
-@pytest.mark.parametrize(("first", "then"), [("digits", "csv"), ("csv", "image_folder")])
-def test_9_switching_the_dataset_answer_swaps_model_and_data_and_git_keeps_the_edited_old_ones(
-    template_repo: Path, tmp_path: Path, first: str, then: str
+@pytest.mark.parametrize(("first", "then", "network"), [("digits", "csv", "MLP"), ("csv", "image_folder", "SmallCNN")])
+def test_9_switching_the_dataset_answer_merges_the_new_data_and_network_with_your_edits(
+    template_repo: Path, tmp_path: Path, first: str, then: str, network: str
 ) -> None:
-    """The new answer's model and data arrive and the CLI uses them. The old answer's files leave the project, even
-    edited (copier removes what the new answers do not generate), so README says: the edits stay in git's history."""
+    """Every answer names its data, network and preprocessing files alike, so a switch rewrites them, three-way
+    merged with your edits: a line you changed that the new answer keeps keeps your change (the networks share their
+    signature), any other would be marked as a conflict. The CLI takes the new DataModule."""
     project = copy_at(template_repo, tmp_path / "project", answers={"dataset": first})
     package = answers_of(project)["package_name"]
-    leaving = set(snapshot(project)) - expected_files({**answers_of(project), "dataset": then})
-    edited = min(path for path in leaving if path.startswith("src/"))
-    with (project / edited).open("a") as handle:
-        handle.write("\n# My change.\n")
-    commit_all(project, "My change of the example")
+    edited = project / f"src/{package}/network.py"
+    replace_once(edited, "hidden_dim: int = 128", "hidden_dim: int = 64")
+    commit_all(project, "My change of the network")
     update(project, {"dataset": then})
     answers = answers_of(project)
     assert answers["dataset"] == then
     assert set(snapshot(project)) == expected_files_at_version_2(answers)
-    assert git(project, "show", f"HEAD:{edited}").endswith("\n# My change.\n")
-    module, name = {
-        "csv": ("csv_datamodule", "CSVDataModule"),
-        "image_folder": ("image_datamodule", "ImageFolderDataModule"),
-    }[then]
-    assert f"from {package}.{module} import {name}" in (project / f"src/{package}/cli.py").read_text()
+    name = {"csv": "CSVDataModule", "image_folder": "ImageFolderDataModule"}[then]
+    assert f"from {package}.datamodule import {name}" in (project / f"src/{package}/cli.py").read_text()
     assert files_with_conflicts(project) == []
+    assert f"class {network}(nn.Module):" in edited.read_text()
+    assert "hidden_dim: int = 64" in edited.read_text()
