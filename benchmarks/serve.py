@@ -36,15 +36,15 @@ SERVERS = [("batching", []), ("--max_batch_size=1", ["--max_batch_size=1"])]  # 
 class Server:
     """`<package> serve` on a free port of 127.0.0.1, from start to /health 200, stopped by SIGTERM."""
 
-    def __init__(self, project: Path, env: dict[str, str], options: list[str]) -> None:
+    def __init__(self, run: Path, env: dict[str, str], options: list[str]) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         command = [sys.executable, "-m", PACKAGE, "serve", "--ckpt_path=last", f"--port={self.port}", *options]
-        log = project / "serve.log"  # a file, not a pipe: the access log of thousands of requests would fill a pipe
+        log = run / "serve.log"  # a file, not a pipe: the access log of thousands of requests would fill a pipe
         start = time.perf_counter()
         with log.open("wb") as output:
-            self.process = subprocess.Popen(command, cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(command, cwd=run, env=env, stdout=output, stderr=subprocess.STDOUT)
         while not self.healthy():
             if self.process.poll() is not None or time.perf_counter() - start > START_SECONDS:
                 sys.exit(f"the server did not start:\n{log.read_text(errors='replace')[-3000:]}")
@@ -128,45 +128,29 @@ def rows(name: str, served: dict[str, Spread], in_process: dict[str, Spread]) ->
     return table
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3, help="repeats of each measurement (default 3)")
-    parser.add_argument("--requests", type=int, default=300, help="requests per client and repeat (default 300)")
-    parser.add_argument("--clients", type=int, default=8, help="clients at once in the concurrent runs (default 8)")
-    parser.add_argument("--inputs", type=int, default=1, help="inputs per request (default 1)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads on both sides (default 1)")
-    args = parser.parse_args()
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-
-    with tempfile.TemporaryDirectory(prefix="copier-lightning-serve-") as folder:
-        work = Path(folder)
-        project = work / "project"
-        generate(copy_template(Path(tempfile.mkdtemp(dir=work))), project)
-        env["PYTHONPATH"] = os.pathsep.join([str(project / "src"), env.get("PYTHONPATH", "")])
-        fit = [sys.executable, "-m", PACKAGE, "fit", "--trainer.max_epochs=1", "--trainer.accelerator=cpu"]
-        timed([*fit, "--trainer.enable_progress_bar=false"], cwd=project, env=env)
-        in_process_command = [sys.executable, str(HERE / "in_process.py"), "--project", str(project)]
-        in_process_command += ["--package", PACKAGE, "--checkpoint=last", f"--inputs={args.inputs}"]
-        in_process_command += [f"--requests={args.requests}"]
-        baseline: dict[str, list[float]] = {}
-        runs = [(name, options, clients) for name, options in SERVERS for clients in (1, args.clients)]
-        served: dict[tuple[str, int], dict[str, list[float]]] = {(name, clients): {} for name, _, clients in runs}
-        starts, stops = [], []
-        for _ in range(args.repeats):
-            result = json_run(in_process_command, project, env)
-            calls = result["latencies"]
-            for key, value in {"requests/s": len(calls) / sum(calls), **percentiles(calls)}.items():
-                baseline.setdefault(key, []).append(value)
-            body = json.dumps({"inputs": result["inputs"]}).encode()
-            for name, options in SERVERS:
-                server = Server(project, env, ["--accelerator=cpu", *options])
-                starts.append(server.start_seconds)
-                load(server.port, body, args.clients, 20)  # warm-up
-                for clients in (1, args.clients):
-                    for key, value in load(server.port, body, clients, args.requests).items():
-                        served[name, clients].setdefault(key, []).append(value)
-                stops.append(server.stop())
-
+def measure(project: Path, run: Path, args: argparse.Namespace, env: dict[str, str]) -> list[Row]:
+    """Train in `run`, then per repeat: the in-process baseline, and each server configuration with 1 and N clients."""
+    fit = [sys.executable, "-m", PACKAGE, "fit", "--trainer.max_epochs=1", "--trainer.accelerator=cpu"]
+    timed([*fit, "--trainer.enable_progress_bar=false"], cwd=run, env=env)
+    in_process_command = [sys.executable, str(HERE / "in_process.py"), "--project", str(project), "--package", PACKAGE]
+    in_process_command += ["--checkpoint=last", f"--inputs={args.inputs}", f"--requests={args.requests}"]
+    baseline: dict[str, list[float]] = {}
+    served: dict[tuple[str, int], dict[str, list[float]]] = {}
+    starts, stops = [], []
+    for _ in range(args.repeats):
+        result = json_run(in_process_command, run, env)
+        calls = result["latencies"]
+        for key, value in {"requests/s": len(calls) / sum(calls), **percentiles(calls)}.items():
+            baseline.setdefault(key, []).append(value)
+        body = json.dumps({"inputs": result["inputs"]}).encode()
+        for name, options in SERVERS:
+            server = Server(run, env, ["--accelerator=cpu", *options])
+            starts.append(server.start_seconds)
+            load(server.port, body, args.clients, 20)  # warm-up
+            for clients in (1, args.clients):
+                for key, value in load(server.port, body, clients, args.requests).items():
+                    served.setdefault((name, clients), {}).setdefault(key, []).append(value)
+            stops.append(server.stop())
     in_process = {key: Spread.of(values) for key, values in baseline.items()}
     table = []
     for (name, clients), measured in served.items():
@@ -174,6 +158,27 @@ def main() -> None:
         table += rows(f"serve ({name}), {clients} client{'s' if clients > 1 else ''}", spreads, in_process)
     table.append(Row("serve: start to /health 200", Spread.of(starts).show(digits=1), "", "", "", ""))
     table.append(Row("serve: SIGTERM to exit", Spread.of(stops).show(digits=1), "", "", "", ""))
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of each measurement (default 3)")
+    parser.add_argument("--requests", type=int, default=300, help="requests per client and repeat (default 300)")
+    parser.add_argument("--clients", type=int, default=8, help="clients at once in the concurrent runs (default 8)")
+    parser.add_argument("--inputs", type=int, default=1, help="inputs per request (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads on both sides (default 1)")
+    parser.add_argument("--project", type=Path, help="a generated default project to use instead of generating one")
+    args = parser.parse_args()
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+
+    with tempfile.TemporaryDirectory(prefix="copier-lightning-serve-") as folder:
+        work = Path(folder)
+        project = args.project or work / "project"
+        if not args.project:
+            generate(copy_template(Path(tempfile.mkdtemp(dir=work))), project)
+        env["PYTHONPATH"] = os.pathsep.join([str(project.resolve() / "src"), env.get("PYTHONPATH", "")])
+        table = measure(project.resolve(), work, args, env)  # runs in `work`: data, logs and checkpoints land there
     versions = {name: version(name) for name in ("torch", "lightning", "litserve")}
     print(
         "\n".join(
