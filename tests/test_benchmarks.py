@@ -115,3 +115,20 @@ def test_the_tables_benchmark_measures_both_sides_on_a_small_table(render: Rende
     assert sum(line.startswith("| 3,000 rows to the first batch") for line in lines) == 2
     assert any(line.startswith("| 6,000 rows to the first batch") and "| met |" in line for line in lines)
     assert "encoded as 68 floats + 1 embedded index (generated project), 69 floats (baseline)" in result.stdout
+
+
+def test_the_serve_benchmark_measures_the_server_against_in_process(render: Render, tmp_path: Path) -> None:
+    """A few requests, once: each server configuration and client count gets its rows (every request must be answered
+    200, or the benchmark stops), and the server starts and stops."""
+    project = render({})
+    command = [sys.executable, str(BENCHMARKS / "serve.py"), "--project", str(project), "--repeats", "1"]
+    result = subprocess.run(
+        [*command, "--requests", "20", "--clients", "2"], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [
+        line.split(" | ")[0].removeprefix("| ") for line in result.stdout.splitlines() if line.startswith("| serve")
+    ]
+    configurations = [f"serve ({name}), {clients}" for name in ("batching", "--max_batch_size=1") for clients in (1, 2)]
+    assert [row.rsplit(" client", 1)[0] for row in rows[:12:3]] == configurations
+    assert rows[12:] == ["serve: start to /health 200", "serve: SIGTERM to exit"]

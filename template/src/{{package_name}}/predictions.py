@@ -1,13 +1,16 @@
 """Model outputs as predictions: a class with its confidence and a probability per class, or a number in the
 target's units; and the CSV file they are written to, batch by batch.
 
-Torch-free: `predict`, `serve` and the exported model format predictions with this same code (`export` copies this
-file into its bundle as `predict.py`).
+Torch-free: `predict`, `serve` and the exported model format predictions with this same code. `export` copies this
+file into its folder as `predict.py`, whose `main` runs `model.onnx` in onnxruntime on new inputs.
 """
 
+import argparse
 import csv
 import heapq
+import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -113,3 +116,53 @@ class PartialFile:
     def discard(self) -> None:
         self.handle.close()
         self.partial.unlink(missing_ok=True)
+
+
+class OnnxModel:
+    """The exported network, `model.onnx`, in onnxruntime: encoded inputs in, raw outputs out (as `Predictor.outputs`)."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime  # noqa: PLC0415  (only exported models need it: `predict` and `serve` run torch)
+
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.input_names = [node.name for node in self.session.get_inputs()]
+
+    def __call__(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        outputs: np.ndarray = self.session.run(["output"], dict(zip(self.input_names, inputs, strict=True)))[0]
+        return outputs
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """`python predict.py INPUT --output FILE` in a folder written by `export`: the predictions `predict` writes, from
+    `model.onnx`, with the preprocessing beside it (`preprocess.py`, `preprocessing.json`) and without torch."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("input", help="new inputs: what `predict --data.predict_path` takes (see README.md)")
+    parser.add_argument("--output", default="predictions.csv", help="the CSV file to write (default: %(default)s)")
+    parser.add_argument("--batch_size", type=int, default=256, help="inputs per model call (default: %(default)s)")
+    options = parser.parse_args(args)
+    folder = Path(__file__).resolve().parent
+    sys.path.insert(0, str(folder))  # the copy of preprocess.py beside this file, even under `python -I`
+    from preprocess import Preprocessor  # noqa: PLC0415  (found only in an export folder)
+
+    preprocessor = Preprocessor.from_state_dict(json.loads((folder / "preprocessing.json").read_text()))
+    model, prediction_format = OnnxModel(folder / "model.onnx"), PredictionFormat.of(preprocessor)
+    output = PartialFile(Path(options.output), prediction_format.header())
+    try:
+        for ids, inputs in preprocessor.iter_inputs(options.input, options.batch_size, on_bad=report_skipped):
+            output.write(prediction_format.rows(ids, model(inputs)))
+    except ValueError as error:  # the inputs' problem, named: a missing column, no such file
+        output.discard()
+        sys.exit(str(error))
+    except BaseException:
+        output.discard()
+        raise
+    output.commit()
+    print(f"{output.count} predictions written to {options.output}")
+
+
+def report_skipped(input_id: str, reason: str) -> None:
+    print(f"{input_id}: skipped, {reason}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
