@@ -59,9 +59,11 @@ COMMON_FILES = {
     "tests/test_distributed.py",
     "tests/test_gpu.py",
     "tests/test_data.py",
+    "tests/test_export.py",
     "tests/test_model.py",
     "tests/test_predict.py",
     "tests/test_runs.py",
+    "tests/test_serve.py",
     "tests/test_stops.py",
     "tests/test_training.py",
     "tests/test_tune.py",
@@ -74,6 +76,7 @@ PACKAGE_FILES = {
     "cli.py",
     "data.py",
     "datamodule.py",
+    "export.py",
     "fault_tolerance.py",
     "inference.py",
     "model.py",
@@ -82,6 +85,7 @@ PACKAGE_FILES = {
     "preprocess.py",
     "py.typed",
     "run_summary.py",
+    "serve.py",
     "tune.py",
 }
 # Every dataset answer has its own datamodule.py, network.py and preprocess.py (the same names, other contents) and

@@ -45,7 +45,7 @@ def test_optuna_adds_the_command_its_dependencies_and_the_slurm_array(render: Re
     [
         ("tensorboard", "--trainer.logger.init_args.version="),
         ("csv", "--trainer.logger.init_args.version="),
-        ("wandb", "--trainer.logger.init_args.name="),
+        ("wandb", "--trainer.logger.init_args.version="),  # its run id: the run folder, skipped by --ckpt_path last
         ("mlflow", "--trainer.logger.init_args.run_name="),
         ("none", "--trainer.default_root_dir="),
     ],
