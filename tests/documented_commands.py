@@ -40,7 +40,7 @@ PROGRAMS = {
     "wandb",
 }
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-LIGHTNING_SUBCOMMANDS = {"fit", "validate", "test", "predict"}
+PROJECT_SUBCOMMANDS = {"fit", "validate", "test", "predict", "export", "serve"}
 
 
 @dataclass(frozen=True)
@@ -184,8 +184,8 @@ def broken_references(command: Command, project: Path, outputs: set[str]) -> lis
     command_name = words[2] if words[:2] in (["python", "-m"], ["python3", "-m"]) and len(words) > 2 else words[0]
     if command_name in scripts and not command_name.endswith(("-tune", "-sweep")):
         subcommand = next((word for word in words[1 + (words[0] != command_name) * 2 :][:1]), "")
-        if subcommand and not subcommand.startswith("-") and subcommand not in LIGHTNING_SUBCOMMANDS:
+        if subcommand and not subcommand.startswith("-") and subcommand not in PROJECT_SUBCOMMANDS:
             problems.append(
-                f"{command_name} {subcommand}: no such subcommand (the command has {LIGHTNING_SUBCOMMANDS})"
+                f"{command_name} {subcommand}: no such subcommand (the command has {PROJECT_SUBCOMMANDS})"
             )
     return problems

@@ -33,6 +33,11 @@ DATAMODULE = "src/{package}/datamodule.py"
 PREPROCESS = "src/{package}/preprocess.py"
 PREDICTIONS = "src/{package}/predictions.py"
 CHECKPOINTS = "src/{package}/checkpoints.py"
+TABLE_CACHE = "src/{package}/table_cache.py"
+EXPORT = "src/{package}/export.py"
+SERVE = "src/{package}/serve.py"
+PREPROCESS_TESTS = "tests/test_preprocess.py"
+DATAMODULE_TESTS = "tests/test_datamodule.py"
 CLI = "src/{package}/cli.py"
 CALLBACKS = "src/{package}/callbacks.py"
 FAULTS = "src/{package}/fault_tolerance.py"
@@ -351,6 +356,74 @@ MUTATIONS: tuple[Mutation, ...] = (
         (f"{SWEEP_TESTS}::test_a_bad_search_space_is_refused_naming_the_entry",),
         "a typo (model.lrr) would fail every trial hours into a study instead of before the first",
         "optuna_sweep",
+    ),
+    Mutation(
+        "the table's encoding is fitted on every row, not the training rows",
+        TABLE_CACHE,
+        'preprocessor.fit(table, kept[np.sort(splits["train"])], str(self.path))',
+        "preprocessor.fit(table, kept, str(self.path))",
+        (f"{PREPROCESS_TESTS}::test_the_encoding_is_fitted_on_the_training_rows_only",),
+        "validation and test rows would leak into the statistics the model is judged with",
+        "csv_table",
+    ),
+    Mutation(
+        "the table cache ignores a changed file",
+        TABLE_CACHE,
+        '"file": [str(self.path.resolve()), stat.st_size, stat.st_mtime_ns],',
+        '"file": [str(self.path.resolve())],',
+        (f"{PREPROCESS_TESTS}::test_the_cache_is_written_once_reused_and_renewed_by_a_changed_file_or_option",),
+        "an edited table would train on its old encoding",
+        "csv_table",
+    ),
+    Mutation(
+        "EXIF rotation is ignored",
+        PREPROCESS,
+        "                ImageOps.exif_transpose(image, in_place=True)\n",
+        "",
+        (f"{PREPROCESS_TESTS}::test_exif_orientation_is_honoured",),
+        "photos from phones and cameras would train sideways",
+        "image_folder",
+    ),
+    Mutation(
+        "a damaged image is not replaced: its batch comes up short",
+        "src/{package}/datamodule.py",
+        "            candidate = (index + step) % len(self.images)\n",
+        "            candidate = index\n",
+        (f"{DATAMODULE_TESTS}::test_skipping_replaces_a_damaged_file_by_the_next_readable_one",),
+        "a run would fail, or DDP ranks fall out of step, at the first damaged file",
+        "image_folder",
+    ),
+    Mutation(
+        "on_bad_image=stop goes on",
+        DATA,
+        '            if self.policy == "stop":\n',
+        '            if self.policy == "never":\n',
+        ("tests/test_data.py::test_the_policy_names_each_input_once_or_stops_naming_it",),
+        "a user who asked to stop at a damaged file would train without it",
+    ),
+    Mutation(
+        "export writes straight into the folder",
+        EXPORT,
+        "        replace(output, folder)\n",
+        "        shutil.copytree(folder, output, dirs_exist_ok=True)\n",
+        ("tests/test_export.py::test_a_failed_export_leaves_the_earlier_export_and_nothing_else",),
+        "a failed export would leave a folder that looks complete",
+    ),
+    Mutation(
+        "the ONNX model has a fixed batch size",
+        EXPORT,
+        "            dynamic_shapes=(tuple({0: batch} for _ in example),),  # forward(*inputs) takes one tuple of inputs\n",
+        "",
+        ("tests/test_export.py::test_the_onnx_model_predicts_as_the_checkpoint_at_any_batch_size",),
+        "the exported model would refuse any batch but the example's",
+    ),
+    Mutation(
+        "a bad request fails the whole batch",
+        SERVE,
+        "            return Rejected(str(error), 422)\n",
+        "            raise\n",
+        ("tests/test_serve.py::test_requests_batched_together_are_predicted_at_once_and_a_bad_one_alone_fails",),
+        "one client's bad request would fail every request batched with it",
     ),
 )
 

@@ -85,6 +85,10 @@ NOT_RUNNABLE = {
         "project, and the generated pre-commit hooks run ruff"
     ),
     r"tensorboard --logdir logs": "a server that runs until it is stopped",
+    r"\S+ serve( .*)?": (
+        "a server that runs until it is stopped: the generated tests/test_serve.py starts it on 127.0.0.1, sends it "
+        "requests and stops it"
+    ),
     # This repository's README
     r"git clone https://github\.com/\S+": (
         "GitHub is not reachable from the test machine; the test makes ./copier-lightning a git repository of this "
