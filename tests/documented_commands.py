@@ -185,7 +185,5 @@ def broken_references(command: Command, project: Path, outputs: set[str]) -> lis
     if command_name in scripts and not command_name.endswith(("-tune", "-sweep")):
         subcommand = next((word for word in words[1 + (words[0] != command_name) * 2 :][:1]), "")
         if subcommand and not subcommand.startswith("-") and subcommand not in PROJECT_SUBCOMMANDS:
-            problems.append(
-                f"{command_name} {subcommand}: no such subcommand (the command has {PROJECT_SUBCOMMANDS})"
-            )
+            problems.append(f"{command_name} {subcommand}: no such subcommand (the command has {PROJECT_SUBCOMMANDS})")
     return problems

@@ -117,7 +117,9 @@ def test_every_hardware_combination(template_dir: Path, tmp_path: Path) -> None:
         if path.endswith(".py"):
             compile(text, path, "exec")
             outside_lightning = path.endswith("inference.py")  # Predictor: a model in Python or behind `serve`
-            assert outside_lightning or not DEVICE_MOVES.search(text), f"{path} moves tensors itself: Lightning places them"
+            assert outside_lightning or not DEVICE_MOVES.search(text), (
+                f"{path} moves tensors itself: Lightning places them"
+            )
     folders = [str(project) for project in unique.values()]
     for command in (["ruff", "check", "--no-cache", "--quiet"], ["ruff", "format", "--check", "--no-cache", "--quiet"]):
         result = subprocess.run([*command, *folders], capture_output=True, text=True, check=False)

@@ -27,14 +27,19 @@ RUNS_FAULT_TESTS = {"defaults", "cpu_ddp_2"}
 RUNS_KILL_MOMENTS = {"defaults"}
 BUT_THE_LONGEST = "not slow and not distributed and not compile"
 # The dataset answers run the tests that depend on the model and data: their data's own, the model with their
-# network, predictions on new inputs, training (the example learns, checkpoints, predictions), the tuner's, host syncs
-# per step and torch.compile, and for csv (monitoring val/loss, not val/acc) a sweep; the digits sets run the rest.
+# network, predictions on new inputs, export and serve, every bound of a run, what runs leave, training (the example
+# learns, checkpoints, predictions), the tuner's, host syncs per step and torch.compile, and for csv (monitoring
+# val/loss, not val/acc) a sweep; the digits sets run the rest.
 DATASET_TESTS = [
     "tests/test_data.py",
     "tests/test_datamodule.py",
     "tests/test_preprocess.py",
     "tests/test_model.py",
     "tests/test_predict.py",
+    "tests/test_export.py",
+    "tests/test_serve.py",
+    "tests/test_stops.py",
+    "tests/test_runs.py",
     "tests/test_training.py",
     "tests/test_tune.py",
     "tests/test_device_syncs.py",

@@ -50,7 +50,11 @@ def make_version_2(repo: Path) -> None:
     with (template / MOVED_TO).open("a") as moved:
         moved.write("  log_every_n_steps: 1\n")
     network = template / "src/{{package_name}}/{% if dataset != 'image_folder' %}network.py{% endif %}"
-    replace_once(network, "    def forward(self, x: Tensor) -> Tensor:\n", "    def forward(self, x: Tensor) -> Tensor:  # v0.2.0\n")
+    replace_once(
+        network,
+        "    def forward(self, x: Tensor) -> Tensor:\n",
+        "    def forward(self, x: Tensor) -> Tensor:  # v0.2.0\n",
+    )
     migration = (
         "_migrations:\n"
         f"  - version: {NEW}\n"
