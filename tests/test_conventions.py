@@ -144,6 +144,10 @@ def test_logger_answer_leaves_its_files_and_resumes(render: Render, logger: str)
     env_free_of_keys = {key: value for key, value in os.environ.items() if not key.startswith(("WANDB_", "MLFLOW_"))}
     result = run_suite(
         project,
+        "-m",
+        "",  # the resume test is in the generated full tier
+        "-k",
+        "not two_seeded_runs and not predict_writes",
         "tests/test_runs.py",
         "tests/test_training.py::test_resume_from_last_continues_the_run",
         env=env_free_of_keys,
@@ -151,5 +155,5 @@ def test_logger_answer_leaves_its_files_and_resumes(render: Render, logger: str)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     passed = re.search(r"(\d+) passed", result.stdout)
     assert passed, result.stdout[-2000:]
-    assert int(passed[1]) >= 4, result.stdout[-2000:]
+    assert int(passed[1]) >= 6, result.stdout[-2000:]
     assert " skipped" not in result.stdout, result.stdout[-2000:]

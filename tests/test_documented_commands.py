@@ -99,7 +99,7 @@ NOT_RUNNABLE = {
     r"pre-commit autoupdate": "fetches every hook's repository from GitHub",
     r"nox": "the whole CI (.ci/run runs it): a test inside it cannot run it again",
     r"nox -s tests -- .+": "a part of the template's own test session, which runs it (a test inside it cannot)",
-    r"nox -s (rendered|gpu|bench|history)( .*)?": (
+    r"nox -s (rendered|gpu|bench|history|pretrained)( .*)?": (
         "a session outside plain nox that renders and installs projects for many minutes (the CI workflow runs "
         "rendered and gpu); its name is checked against noxfile.py"
     ),
@@ -206,6 +206,8 @@ def runner_request(command: Command, project: Path, entry: str) -> dict[str, Any
 
 
 def run_entry_points(project: Path, requests: list[dict[str, Any]]) -> list[int]:
+    if not requests:
+        return []
     runner = Path(__file__).with_name("entry_point_runner.py")
     result = subprocess.run(
         [sys.executable, str(runner)],
@@ -216,6 +218,7 @@ def run_entry_points(project: Path, requests: list[dict[str, Any]]) -> list[int]
         check=False,
         env={**os.environ, "PYTHONPATH": str(project / "src")},
     )
+    Path("/tmp/runner_err.txt").open("a").write(result.stderr)
     assert result.returncode == 0, result.stderr[-6000:]
     statuses: list[int] = json.loads(result.stdout.strip().splitlines()[-1])
     failed = [" ".join(request["argv"]) for request, status in zip(requests, statuses, strict=True) if status]
@@ -360,6 +363,8 @@ def test_every_documented_command_runs(
             ledger.add(name, command, "ran in an earlier answer set")
         else:
             ledger.ran.add(command.text)
+            run_entry_points(project, requests)  # the project's commands shown before this one (an export it reads)
+            requests = []
             torch_index = local_torch_index(project, project.parent / f"{project.name}-torch-index")
             result = bash(command.text, project, {**environment_of_this_test_run(), **torch_index})
             assert result.returncode == 0, f"{command.source}: `{command.text}` failed:\n{result.stderr[-4000:]}"
