@@ -215,7 +215,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         PREDICTIONS,
         "heapq.merge(*readers, key=lambda item: item[0])",
         "(item for reader in readers for item in reader)",
-        ("tests/test_predict.py::test_new_inputs_get_one_row_each_in_input_order_as_in_python",),
+        ("tests/test_predict.py::test_the_parts_of_several_processes_are_merged_in_input_order",),
         "predictions.csv would list inputs out of order, or by process",
     ),
     Mutation(
@@ -406,7 +406,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         EXPORT,
         "        replace(output, folder)\n",
         "        shutil.copytree(folder, output, dirs_exist_ok=True)\n",
-        ("tests/test_export.py::test_a_failed_export_leaves_the_earlier_export_and_nothing_else",),
+        ("tests/test_export.py::test_a_failed_export_leaves_the_earlier_export_and_a_good_one_replaces_it_whole",),
         "a failed export would leave a folder that looks complete",
     ),
     Mutation(

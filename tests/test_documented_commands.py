@@ -218,7 +218,6 @@ def run_entry_points(project: Path, requests: list[dict[str, Any]]) -> list[int]
         check=False,
         env={**os.environ, "PYTHONPATH": str(project / "src")},
     )
-    Path("/tmp/runner_err.txt").open("a").write(result.stderr)
     assert result.returncode == 0, result.stderr[-6000:]
     statuses: list[int] = json.loads(result.stdout.strip().splitlines()[-1])
     failed = [" ".join(request["argv"]) for request, status in zip(requests, statuses, strict=True) if status]

@@ -76,7 +76,7 @@ def test_uv_sync_then_the_command_runs_with_torch_from_the_declared_index(render
     assert torch["version"].endswith("+cpu")
     fit = uv(project, "run", "lightning_project", "fit", "--config", "configs/debug.yaml", env=offline_torch)
     assert fit.returncode == 0, fit.stdout[-2000:] + fit.stderr[-3000:]
-    assert "`Trainer.fit` stopped" in fit.stdout + fit.stderr
+    assert "Training stopped at step 1: fast_dev_run" in fit.stdout + fit.stderr
 
 
 @needs_uv
