@@ -85,7 +85,7 @@ REMOVED_LIGHTNING_API = (
     "LightningLoggerBase",
 )
 # Paths that runs create, named in the files as outputs.
-RUN_OUTPUTS = ("logs/", "data/", "configs/tuned.yaml", "configs/best.yaml")
+RUN_OUTPUTS = ("logs/", "data/", "export/", "configs/tuned.yaml", "configs/best.yaml")
 
 
 @pytest.fixture(scope="module")
