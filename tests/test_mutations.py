@@ -47,7 +47,7 @@ def pristine(template_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 def run_tests(mutation: Mutation, project: Path) -> Outcome:
     """Run the mutation's tests in `project`; the CPU time is this pytest process's and its children's (wait4)."""
     # `-m ""`: the full tier too, which a generated project's pytest leaves out by default (addopts `-m "not full"`)
-    command = [sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-p", "no:cacheprovider", "-m", "", *mutation.tests]
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-rfE", "-p", "no:cacheprovider", "-m", "", *mutation.tests]
     python_path = os.pathsep.join(filter(None, [str(project / "src"), os.environ.get("PYTHONPATH")]))
     log = project / "mutation-check.log"
     start = time.perf_counter()
@@ -58,7 +58,9 @@ def run_tests(mutation: Mutation, project: Path) -> Outcome:
         _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     text = log.read_text(errors="replace")
-    failed = re.findall(r"^FAILED (\S+)", text, re.MULTILINE)
+    # A test that fails, or errors in its own setup (a fixture the mutation breaks, such as an export that refuses
+    # itself); an error without a test id is a collection error: the mutation broke imports, not behaviour.
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+::\S+)", text, re.MULTILINE)
     return Outcome(
         mutation, process.returncode, failed, text, time.perf_counter() - start, usage.ru_utime + usage.ru_stime
     )
