@@ -3,6 +3,7 @@ them, and the checks on what the four commands left (tests/test_run_matrix.py on
 
 import csv
 import importlib
+import importlib.util
 import os
 import re
 import signal
@@ -17,13 +18,14 @@ from typing import Any
 
 import torch
 from combinations import render_many
-from run_matrix import RunClass
+from run_matrix import RunClass, exports
 
 TIMEOUT_S = 900  # one command; generous for a loaded 2-core machine
 BATCH_SIZE = 64  # configs/default.yaml
-# configs/limit_batches.yaml: 5 train batches a process (the train split holds 10 of 64 even per DDP rank), 2 epochs,
-# 2 predict batches a process.
-STEPS_PER_EPOCH, FIT_EPOCHS, RESUME_EPOCHS, PREDICT_BATCHES = 5, 2, 3, 2
+# configs/limit_batches.yaml: 5 train batches a process (the train split holds 10 of 64 even per DDP rank), 2 epochs.
+STEPS_PER_EPOCH, FIT_EPOCHS, RESUME_EPOCHS = 5, 2, 3
+# New inputs to predict, in this order: an odd count, so two processes get unequal shares (the sampler pads one).
+NEW_INPUTS = [5, 3, 17, 0, 11, *range(20, 52)]
 WEIGHT_DTYPES = {"64-true": torch.float64, "bf16-true": torch.bfloat16}
 
 
@@ -106,8 +108,8 @@ def checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def check_results(run_class: RunClass, project: Path) -> list[str]:
-    """What is wrong with the files the four commands left, or nothing."""
+def check_results(run_class: RunClass, project: Path, inputs: Path) -> list[str]:
+    """What is wrong with the files the commands left (`inputs`: the new inputs predicted), or nothing."""
     problems = []
     lasts = sorted(project.glob("logs/**/last.ckpt"), key=lambda path: path.stat().st_mtime)
     if len(lasts) != 2:
@@ -128,14 +130,33 @@ def check_results(run_class: RunClass, project: Path) -> list[str]:
     if len(test_accuracies) != 1 or not 0 <= test_accuracies[0] <= 1:
         problems.append(f"test: expected one test/acc in the metrics.csv files, found {test_accuracies}")
     predictions = project / "logs/predictions.csv"
-    rows = list(csv.DictReader(predictions.open())) if predictions.is_file() else []
-    expected = PREDICT_BATCHES * BATCH_SIZE * run_class.processes  # every process predicts its own batches
-    if len(rows) != expected:
-        problems.append(f"predict: {predictions.name} holds {len(rows)} rows, expected {expected}")
+    rows = list(csv.reader(predictions.open())) if predictions.is_file() else [[]]
+    found = [row[0] for row in rows[1:]]  # the input column: `row` (a row number) or `path`
+    expected = [str(input_id) for input_id in raw_inputs(project).input_ids(inputs, NEW_INPUTS)]
+    if found != expected:
+        problems.append(f"predict: {predictions.name} names {found}, expected {expected}: the new inputs in order")
     leftovers = sorted(path.name for path in predictions.parent.glob("predictions.csv.*"))
     if leftovers:
         problems.append(f"predict: parts left beside the merged file: {leftovers}")
+    exported = {path.name for path in (project / "export").glob("*")}
+    if exports(run_class) and not {"model.onnx", "predict.py", "preprocess.py"} <= exported:
+        problems.append(f"export: the folder holds {sorted(exported)}")
     return problems
+
+
+def raw_inputs(project: Path) -> Any:
+    """The project's tests/raw_inputs.py: how its dataset answer's new inputs are written and named in predictions."""
+    spec = importlib.util.spec_from_file_location(f"raw_inputs_{abs(hash(project))}", project / "tests/raw_inputs.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_new_inputs(project: Path) -> Path:
+    """NEW_INPUTS written as a user brings them (tests/raw_inputs.py), for `predict --data.predict_path`."""
+    return Path(raw_inputs(project).write_inputs(project / "new-inputs", NEW_INPUTS))
 
 
 def prepare_data(project: Path, package: str, data_dir: Path) -> None:

@@ -4,6 +4,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,13 +29,13 @@ Summary = Callable[[str, list[str]], None]
 
 # Their tests install rendered projects into this environment, all under the package name lightning_project: under
 # pytest-xdist (nox -s tests runs a worker per CPU) one worker runs them one after another. Every other file is a group
-# of its own, so that its module fixtures (rendered projects) are made once.
+# of its own, so that its module fixtures (rendered projects) are made once; tests that install into an environment of
+# their own (install_in_own_environment) and share no module fixture mark groups of their own to spread further.
 SHARED_ENVIRONMENT = {
     "test_agent_files.py",
     "test_conventions.py",
     "test_documented_commands.py",
     "test_ecosystem.py",
-    "test_generated.py",
     "test_mutations.py",
     "test_slurm.py",
 }
@@ -133,6 +134,31 @@ def git_without_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     with pytest.MonkeyPatch.context() as patch:
         set_environment(patch, GIT_CONFIG_GLOBAL=str(global_config), GIT_CONFIG_NOSYSTEM="1", **dict.fromkeys(identity))
         yield global_config
+
+
+def install_in_own_environment(project: Path, folder: Path) -> Path:
+    """Install `project` editable into a new virtual environment at `folder` and return its Python.
+
+    The environment sees this one's packages (torch, Lightning) through a .pth file: its own console scripts and
+    editable project in a second instead of minutes, never in this shared environment, so such tests run side by side.
+    """
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    sites = [path for path in sys.path if path.endswith("site-packages") and Path(path).is_dir()]
+    layers = "; ".join(f"site.addsitedir({path!r})" for path in sites)
+    Path(purelib, "zz_test_environment.pth").write_text(f"import site; {layers}\n")
+    command = [sys.executable, "-m", "uv", "pip", "install", "--python", str(python), "--no-deps"]
+    result = subprocess.run(
+        [*command, "--no-build-isolation", "--quiet", "-e", str(project)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"installing {project} failed:\n{result.stderr}"
+    return python
 
 
 def fake_pre_commit(folder: Path, log: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Run the matrix's single-process classes in this one Python process, through each project's `cli_main`.
+"""Run the matrix's single-process classes in this one Python process, through each project's `cli_main` (and its
+export module's `main` for `export`).
 
 Usage: python matrix_worker.py JOBS.json, JOBS a list of {"name", "project", "package", "steps": {step: args}};
 prints one JSON line per command run: {"name", "step", "ok", "seconds", "error"}. Lightning is imported once.
@@ -21,7 +22,10 @@ def run_job(job: dict) -> None:
     for step, args in job["steps"].items():
         started = time.perf_counter()
         try:
-            cli.cli_main(args)
+            if args[0] == "export":  # a module of its own, which the command's `main` hands `export ...` to
+                importlib.import_module(f"{job['package']}.export").main(args[1:])
+            else:
+                cli.cli_main(args)
         except BaseException as error:  # noqa: BLE001  (SystemExit too: the CLI's refusals are failures here)
             ok, message = False, "".join(traceback.format_exception(error))[-3000:]
         else:

@@ -22,6 +22,7 @@ RELEASES = (
     Release("v0.2.0", "25201f1", ("digits",)),
     Release("v0.3.0", "027ea2b", ALL_DATASETS),
     Release("v0.4.3", "01ceaa8", ALL_DATASETS),
+    Release("v0.5.0", "13f19be", ALL_DATASETS),
 )
 
 CI_RELEASES = 2  # plain `nox -s tests` updates from the newest releases only; `nox -s history` from all of them

@@ -15,6 +15,7 @@ class, and each other dataset runs the single-process CPU classes, where its mod
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from combinations import all_combinations, expected_refusal
@@ -101,13 +102,27 @@ CPU_CLASSES = HARDWARE_CPU_CLASSES + DATASET_CLASSES
 DEVICE_CLASSES = sorted(run_class for run_class in needed_classes() if run_class.platform != "cpu")
 
 SHORT_RUN = ["--config", "configs/limit_batches.yaml", "--trainer.enable_progress_bar=false"]
-# The four commands each class runs, in order: a 2-epoch fit, test and predict on its last.ckpt, a resume to epoch 3.
-STEPS: dict[str, list[str]] = {
-    "fit": ["fit", *SHORT_RUN],
-    "test": ["test", "--ckpt_path", "last", *SHORT_RUN],
-    "predict": ["predict", "--ckpt_path", "last", *SHORT_RUN],
-    "resume": ["fit", "--ckpt_path", "last", *SHORT_RUN, "--trainer.max_epochs=3"],
-}
+
+
+def exports(run_class: RunClass) -> bool:
+    """The classes whose checkpoint `export` turns into ONNX: each dataset's network in each precision. A data-parallel
+    strategy saves the same checkpoint as one process, so one strategy stands for them."""
+    return run_class.strategy == "auto" and run_class.processes == 1
+
+
+def steps(run_class: RunClass, data_dir: Path, inputs: Path) -> dict[str, list[str]]:
+    """The commands a class runs, in order: a 2-epoch fit, test on its last.ckpt and predict on new inputs, a resume
+    to epoch 3, and for `exports` classes an export of the resumed model (checked against it by the command)."""
+    run = [*SHORT_RUN, f"--data.data_dir={data_dir}"]
+    commands = {
+        "fit": ["fit", *run],
+        "test": ["test", "--ckpt_path", "last", *run],
+        "predict": ["predict", "--ckpt_path", "last", *run, f"--data.predict_path={inputs}"],
+        "resume": ["fit", "--ckpt_path", "last", *run, "--trainer.max_epochs=3"],
+    }
+    if exports(run_class):
+        commands["export"] = ["export", "--ckpt_path", "last", "--output", "export"]
+    return commands
 
 
 def runs_in_process(run_class: RunClass) -> bool:

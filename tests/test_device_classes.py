@@ -1,5 +1,6 @@
-"""The GPU (and MPS) run-time classes: each renders a project and runs fit, test, predict and a resume through its
-command, with the same checks as the CPU matrix; FSDP and DeepSpeed resume and test from their own checkpoints.
+"""The GPU (and MPS) run-time classes: each renders a project and runs fit, test, predict on new inputs, a resume (and
+for the one-process `auto` classes an export) through its command, with the same checks as the CPU matrix; FSDP and
+DeepSpeed resume and test from their own checkpoints.
 
 Run by `nox -s gpu` on a CUDA machine (one GPU runs every one-process class; the two-process ones need two), the MPS
 classes on a Mac. Each class skips with its reason where its hardware or DeepSpeed is missing.
@@ -11,9 +12,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from class_runs import StepResult, check_results, launch, launcher_commands, prepare_data, render_classes
+from class_runs import (
+    StepResult,
+    check_results,
+    launch,
+    launcher_commands,
+    prepare_data,
+    render_classes,
+    write_new_inputs,
+)
 from conftest import Summary
-from run_matrix import DEVICE_CLASSES, STEPS, RunClass
+from run_matrix import DEVICE_CLASSES, RunClass, steps
 
 pytestmark = pytest.mark.device
 
@@ -43,20 +52,22 @@ def test_device_class_fits_tests_predicts_and_resumes(
     project = render_classes(template_dir, tmp_path / "projects", [run_class])[run_class]
     data_dir = tmp_path / "data"
     prepare_data(project, run_class.package, data_dir)
+    inputs = write_new_inputs(project)
+    commands = steps(run_class, data_dir, inputs)
     results = []
-    for step, args in STEPS.items():
+    for step, args in commands.items():
         started = time.perf_counter()
-        ok, error = launch(launcher_commands(run_class, project, [*args, f"--data.data_dir={data_dir}"]), project)
+        ok, error = launch(launcher_commands(run_class, project, args), project)
         results.append(StepResult(run_class.name, step, ok, time.perf_counter() - started, error))
         if not ok:
             break
-    problems = check_results(run_class, project) if all(result.ok for result in results) else []
-    passed = len(results) == len(STEPS) and all(result.ok for result in results) and not problems
-    commands = ",".join(result.step for result in results)
+    problems = check_results(run_class, project, inputs) if all(result.ok for result in results) else []
+    passed = len(results) == len(commands) and all(result.ok for result in results) and not problems
+    names = ",".join(result.step for result in results)
     seconds = sum(result.seconds for result in results)
     summary(
         "run matrix (device classes)",
-        [f"{run_class.name:<36} {commands:<26} {'pass' if passed else 'FAIL':<6} {seconds:>8.1f}"],
+        [f"{run_class.name:<36} {names:<33} {'pass' if passed else 'FAIL':<6} {seconds:>8.1f}"],
     )
     assert all(result.ok for result in results), f"{results[-1].step}: {results[-1].error}"
     assert not problems, problems

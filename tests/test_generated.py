@@ -8,18 +8,19 @@ from pathlib import Path
 
 import pytest
 from answer_sets import ANSWER_SETS
-from conftest import Render, local_torch_index
+from conftest import Render, install_in_own_environment, local_torch_index
 
 pytestmark = pytest.mark.generated
 # The multi-process tests override the hardware answers themselves, so one answer set runs them (cpu_ddp_2: all
-# tests). A GPU answer set's slow learning test would train 40 epochs in bf16 on CPU here, minutes for nothing new.
-# The torch.compile tests build C++ on CPU (about a minute) and do not depend on the answers: `defaults` runs them.
+# tests), and the image answer its own (two DDP processes skipping damaged files in step). A GPU answer set's slow
+# learning test would train 40 epochs in bf16 on CPU here, minutes for nothing new. The torch.compile tests build C++
+# on CPU (about a minute) and do not depend on the answers: `defaults` runs them.
 SELECTED_TESTS = {
     "defaults": "not distributed",
     "cpu_ddp_2": "not compile",
     "gpu_fsdp_slurm": "not distributed and not slow and not compile",
     "csv_table": "not distributed",
-    "image_folder": "not distributed",
+    "image_folder": "",
 }
 # The fault-injection tests (kills, preemption, corrupt checkpoints) do not depend on the answers: two sets run them.
 RUNS_FAULT_TESTS = {"defaults", "cpu_ddp_2"}
@@ -58,25 +59,30 @@ SELECTED_FILES = {
 
 
 def install_editable(project: Path) -> None:
-    """Install into this environment, which already has torch and Lightning: seconds instead of minutes."""
+    """Install into this environment, which already has torch and Lightning: seconds instead of minutes (the tests
+    doing so share one xdist worker, tests/conftest.py)."""
     command = ["uv", "pip", "install", "--python", sys.executable, "--no-deps", "--no-build-isolation", "-e", "."]
     result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
 
 
-def run_suite(project: Path, *pytest_args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
+def run_suite(
+    project: Path, *pytest_args: str, env: dict[str, str] | None = None, python: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = [str(python or sys.executable), "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
     return subprocess.run(command, cwd=project, capture_output=True, text=True, check=False, env=env)
 
 
-@pytest.mark.parametrize("name", ANSWER_SETS)
-def test_rendered_project_passes_its_own_tests(render: Render, name: str) -> None:
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=pytest.mark.xdist_group(f"generated-{name}")) for name in ANSWER_SETS]
+)
+def test_rendered_project_passes_its_own_tests(render: Render, tmp_path: Path, name: str) -> None:
     project = render(ANSWER_SETS[name])
-    install_editable(project)
+    python = install_in_own_environment(project, tmp_path / "venv")
     skipped = [] if name in RUNS_FAULT_TESTS or name in SELECTED_FILES else ["--ignore=tests/test_fault_tolerance.py"]
     skipped += [] if name in RUNS_KILL_MOMENTS else ["-k", "not killed_at_any_moment"]
     selected = SELECTED_TESTS.get(name, BUT_THE_LONGEST)
-    result = run_suite(project, "-m", selected, *skipped, *SELECTED_FILES.get(name, []))
+    result = run_suite(project, "-m", selected, *skipped, *SELECTED_FILES.get(name, []), python=python)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout
     assert " failed" not in result.stdout

@@ -13,7 +13,6 @@ import re
 import resource
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 import jinja2
 import pytest
 import yaml
-from conftest import REPO, Summary, answers_of, git
+from conftest import REPO, Summary, answers_of, git, install_in_own_environment
 from copier import run_copy, run_update
 from releases import CI_RELEASES, CURRENT, RELEASES, Release
 
@@ -242,31 +241,6 @@ def take_the_templates_side(project: Path, path: str) -> None:
         git(project, "rm", "--quiet", "--force", "--", path)
 
 
-def project_environment(folder: Path) -> Path:
-    """A virtual environment that sees this one's packages (torch, Lightning) through a .pth file: its own console
-    scripts and editable project, installed in a second instead of minutes, and never into the shared environment."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
-    python = folder / "bin" / "python"
-    purelib = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    sites = [path for path in sys.path if path.endswith("site-packages") and Path(path).is_dir()]
-    layers = "; ".join(f"site.addsitedir({path!r})" for path in sites)
-    Path(purelib, "zz_test_environment.pth").write_text(f"import site; {layers}\n")
-    return python
-
-
-def install(project: Path, python: Path) -> None:
-    command = [sys.executable, "-m", "uv", "pip", "install", "--python", str(python), "--no-deps"]
-    result = subprocess.run(
-        [*command, "--no-build-isolation", "--quiet", "-e", str(project)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, f"installing the updated project failed:\n{result.stderr}"
-
-
 def failures(pytest_output: str) -> str:
     """pytest's FAILURES section, without the warnings summary after it, at most 6000 characters."""
     section = re.search(
@@ -339,8 +313,7 @@ def update_and_check(history: Path, tmp_path: Path, release: Release, dataset: s
     assert row.edits["new module"] == "kept"
 
     row.start("install")
-    python = project_environment(tmp_path / "venv")
-    install(project, python)
+    python = install_in_own_environment(project, tmp_path / "venv")
 
     row.start("fast tests")
     result = subprocess.run(
