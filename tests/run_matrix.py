@@ -10,6 +10,9 @@ A class is platform x strategy x precision x processes x launcher, with these eq
   class; with several, the combination needs the local class of its strategy, precision and process count (the
   precision plugin and the collectives act the same whoever started the processes) and the launcher's own class,
   which runs ddp in 32-true over two single-process nodes on CPU.
+- `ddp_spawn` is Lightning's DDPStrategy started by spawning its processes (`start_method="spawn"`, one process
+  spawned even for one device) instead of re-running the command: for the same reason, a combination with it needs
+  ddp's class of its precision and process count and the spawn launcher's class, ddp_spawn in 32-true.
 The dataset answer changes the model and data, not what Lightning does with the hardware: the digits run every
 class, and each other dataset runs the single-process CPU classes, where its model's own dtype handling is what differs.
 """
@@ -76,8 +79,12 @@ def launcher_class(launcher: str) -> RunClass:
 def classes_of(answers: dict[str, Any]) -> set[RunClass]:
     """The classes that must run for a valid combination to count as valid."""
     platforms = {"cpu": ["cpu"], "auto": ["cpu", "gpu"], "gpu": ["gpu"], "mps": ["mps"]}[answers["accelerator"]]
-    count = processes(answers)
-    classes = {RunClass(platform, trainer_strategy(answers), answers["precision"], count) for platform in platforms}
+    count, strategy, precision = processes(answers), trainer_strategy(answers), answers["precision"]
+    if strategy == "ddp_spawn":
+        classes = {RunClass(platform, "ddp", precision, count) for platform in platforms}
+        classes |= {RunClass(platform, "ddp_spawn", "32-true", count) for platform in platforms}
+    else:
+        classes = {RunClass(platform, strategy, precision, count) for platform in platforms}
     if answers["launcher"] != "local" and count > 1:
         classes.add(launcher_class(answers["launcher"]))
     return classes

@@ -11,19 +11,20 @@ from answer_sets import ANSWER_SETS
 from conftest import Render, install_in_own_environment, local_torch_index
 
 pytestmark = pytest.mark.generated
-# The multi-process tests override the hardware answers themselves, so one answer set runs them (cpu_ddp_2: all
-# tests), and the image answer its own (two DDP processes skipping damaged files in step). A GPU answer set's slow
-# learning test would train 40 epochs in bf16 on CPU here, minutes for nothing new. The torch.compile tests build C++
-# on CPU (about a minute) and do not depend on the answers: `defaults` runs them.
+# The multi-process tests override the hardware answers themselves, so one answer set runs them (cpu_ddp_2, with its
+# fast tier: the full tier's other tests train on one CPU whatever the answers, as `defaults` runs them), and the
+# image answer its own (two DDP processes skipping damaged files in step). A GPU answer set's slow learning test would
+# train 40 epochs in bf16 on CPU here, minutes for nothing new. The torch.compile tests build C++ on CPU (about a
+# minute) and do not depend on the answers: `defaults` runs them.
 SELECTED_TESTS = {
     "defaults": "not distributed",
-    "cpu_ddp_2": "not compile",
+    "cpu_ddp_2": "distributed or not full",
     "gpu_fsdp_slurm": "not distributed and not slow and not compile",
     "csv_table": "not distributed",
     "image_folder": "",
 }
-# The fault-injection tests (kills, preemption, corrupt checkpoints) do not depend on the answers: two sets run them.
-RUNS_FAULT_TESTS = {"defaults", "cpu_ddp_2"}
+# The fault-injection tests (kills, preemption, corrupt checkpoints) do not depend on the answers: one set runs them.
+RUNS_FAULT_TESTS = {"defaults"}
 # The kill-at-nine-moments test starts nine child runs (about 4 minutes of CPU under load): one set runs it.
 RUNS_KILL_MOMENTS = {"defaults"}
 BUT_THE_LONGEST = "not slow and not distributed and not compile"
@@ -49,6 +50,20 @@ SWEEP_TESTS = [
     for name in ("test_the_shipped_settings_are_valid", "test_a_short_sweep_finishes_and_its_best_config_trains")
 ]
 SELECTED_FILES = {
+    # The sets that change one other answer run the test files that answer reaches; `defaults` runs the rest.
+    # The logger's files and metrics, the run summary, checkpoints in the logger's run folder:
+    "csv_logger": ["tests/test_runs.py", "tests/test_stops.py", "tests/test_training.py"],
+    # The package's name in imports, the console script, the run folder, the export folder and the server:
+    "long_punctuated_name": [
+        "tests/test_training.py",
+        "tests/test_runs.py",
+        "tests/test_export.py",
+        "tests/test_serve.py",
+    ],
+    # The sweep, and its trials never shadowing a run for `--ckpt_path best` or `last`:
+    "optuna_sweep": ["tests/test_sweep.py", "tests/test_training.py"],
+    # GPU answers on CPU: their config's precision through training, the CUDA tests skipping with their reason:
+    "gpu_fsdp_slurm": ["tests/test_gpu.py", "tests/test_training.py", "tests/test_runs.py", "tests/test_stops.py"],
     "csv_table": [*DATASET_TESTS, *SWEEP_TESTS],
     # Augmentation in loader workers: a resumed run draws the shifts an uninterrupted one would.
     "image_folder": [

@@ -50,11 +50,11 @@ def package(project: Path) -> str:
     return str(answers_of(project)["package_name"])
 
 
-MODEL_DEFAULT = ("dropout: float = 0.1,", "dropout: float = 0.25,")
+MODEL_DEFAULT = ("dropout: float = 0.1", "dropout: float = 0.25")
 
 
 def model_file(project: Path) -> str:
-    """The answer's LightningModule file: the one module with the example's dropout default."""
+    """The module with the example's dropout default: the LightningModule's file before v0.5.0, network.py since."""
     found = [
         str(path.relative_to(project))
         for path in sorted((project / "src" / package(project)).glob("*.py"))
