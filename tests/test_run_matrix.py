@@ -92,8 +92,7 @@ def table(
     lines = [f"{'class':<38} {'commands':<33} {'result':<6} {'seconds':>8}"]
     for run_class in CPU_CLASSES:
         ran = by_class.get(run_class.name, [])
-        ok = len(ran) == len(commands[run_class]) and all(result.ok for result in ran)
-        passed = ok and not problems.get(run_class.name)
+        passed = all_ran(run_class, commands, results) and not problems.get(run_class.name)
         names = ",".join(result.step for result in ran)
         seconds = sum(result.seconds for result in ran)
         lines.append(f"{run_class.name:<38} {names:<33} {'pass' if passed else 'FAIL':<6} {seconds:>8.1f}")
